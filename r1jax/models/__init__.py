@@ -1,0 +1,14 @@
+"""Models: the DeepSeek-V3 decoder and dense students behind one functional face.
+
+    cfg = presets.get("deepseek_v3_tiny")
+    params = init_params(cfg, jax.random.key(0))
+    logits = forward(cfg, params, tokens)            # [B, T, V] float32
+"""
+
+from r1jax.models import presets
+from r1jax.models.config import ModelConfig
+from r1jax.models.transformer import (count_params, forward, init_cache, init_params,
+                                      mtp_loss, param_logical_axes, update_router_biases)
+
+__all__ = ["ModelConfig", "presets", "count_params", "forward", "init_cache", "init_params",
+           "mtp_loss", "param_logical_axes", "update_router_biases"]

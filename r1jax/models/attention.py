@@ -1,0 +1,145 @@
+"""Attention layers: multi-head latent attention (MLA) and grouped-query attention (GQA).
+
+Both take x [B, T, D] and a `Context` (positions, segments, RoPE tables) and return
+[B, T, D]. Given a layer cache they write the new tokens into it at their positions
+and attend over the whole cache; the cache slot of a token is its position.
+
+MLA (DeepSeek-V2 §2.1, V3 §2.1.1) has two paths that compute the same function:
+  * expanded (training / no cache): the latent c_kv [B, S, C] is up-projected to
+    per-head keys and values, then ordinary attention;
+  * absorbed (with a cache): only the normalised latent c_kv and the roped key k_pe
+    (C + R values per token, 576 for V3) are cached; W_UK is folded into the query and
+    W_UV into the output, so attention runs in the C-wide latent space.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+from r1jax.models.config import ModelConfig
+from r1jax.models.layers import (NEG_INF, RMSNorm, apply_rope, attention_mask, dot_attention,
+                                 param)
+
+
+class Context(NamedTuple):
+  """Per-call inputs shared by every layer.
+
+  positions, segment_ids: [B, T] int32; sin, cos: [B, T, R/2] float32.
+  kv_segment_ids: [B, S] segment of each cache slot after this call's writes (cache only).
+  """
+  positions: jax.Array
+  segment_ids: jax.Array
+  sin: jax.Array
+  cos: jax.Array
+  kv_segment_ids: jax.Array | None = None
+
+
+def write_cache(buf: jax.Array, new: jax.Array, positions: jax.Array) -> jax.Array:
+  """buf [B, S, ...] with new [B, T, ...] stored at slots positions [B, T]."""
+  rows = jnp.arange(buf.shape[0])[:, None]
+  return buf.at[rows, positions].set(new.astype(buf.dtype), mode="drop")
+
+
+def _mask(ctx: Context, cache_len: int | None):
+  if cache_len is None:
+    return attention_mask(ctx.positions, ctx.positions, ctx.segment_ids, ctx.segment_ids)
+  B = ctx.positions.shape[0]
+  slots = jnp.broadcast_to(jnp.arange(cache_len, dtype=jnp.int32), (B, cache_len))
+  return attention_mask(ctx.positions, slots, ctx.segment_ids, ctx.kv_segment_ids)
+
+
+class MLA(nn.Module):
+  """Multi-head latent attention with decoupled RoPE (V2 eqs. 37-47)."""
+  cfg: ModelConfig
+
+  @nn.compact
+  def __call__(self, x, ctx: Context, cache: dict | None = None):
+    cfg = self.cfg
+    dt = cfg.dtype
+    N, C, R = cfg.n_heads, cfg.kv_lora_rank, cfg.qk_rope_head_dim
+    Hn, Hv = cfg.qk_nope_head_dim, cfg.v_head_dim
+
+    # Query: low-rank (q_lora_rank > 0) or direct projection.
+    if cfg.q_lora_rank:
+      w_dq = param(self, "q_a_proj", (cfg.dim, cfg.q_lora_rank), ("embed", "q_lora"), cfg)
+      c_q = RMSNorm(cfg, cfg.q_lora_rank, name="q_a_norm")(x @ w_dq.astype(dt))
+      w_uq = param(self, "q_b_proj", (cfg.q_lora_rank, N, cfg.qk_head_dim),
+                   ("q_lora", "heads", "head_dim"), cfg)
+      q = jnp.einsum("btq,qnh->btnh", c_q, w_uq.astype(dt))
+    else:
+      w_q = param(self, "q_proj", (cfg.dim, N, cfg.qk_head_dim), ("embed", "heads", "head_dim"), cfg)
+      q = jnp.einsum("btd,dnh->btnh", x, w_q.astype(dt))
+    q_nope, q_pe = q[..., :Hn], q[..., Hn:]
+    q_pe = apply_rope(q_pe, ctx.sin, ctx.cos, cfg.rope_interleave)
+
+    # Key/value latent and the shared rope key.
+    w_dkv = param(self, "kv_a_proj", (cfg.dim, C + R), ("embed", "kv_lora"), cfg)
+    kv_a = x @ w_dkv.astype(dt)
+    c_kv = RMSNorm(cfg, C, name="kv_a_norm")(kv_a[..., :C])  # [B, T, C]
+    k_pe = apply_rope(kv_a[..., C:], ctx.sin, ctx.cos, cfg.rope_interleave)  # [B, T, R]
+    w_ukv = param(self, "kv_b_proj", (C, N, Hn + Hv), ("kv_lora", "heads", "head_dim"), cfg)
+    w_ukv = w_ukv.astype(dt)
+    w_o = param(self, "o_proj", (N, Hv, cfg.dim), ("heads", "head_dim", "embed"), cfg).astype(dt)
+
+    if cache is None:  # expanded path
+      kv = jnp.einsum("bsc,cnh->bsnh", c_kv, w_ukv)
+      k_nope, v = kv[..., :Hn], kv[..., Hn:]
+      k_pe_heads = jnp.broadcast_to(k_pe[:, :, None, :], k_nope.shape[:3] + (R,))
+      k = jnp.concatenate([k_nope, k_pe_heads], axis=-1)
+      q_full = jnp.concatenate([q_nope, q_pe], axis=-1)
+      out = dot_attention(q_full, k, v, _mask(ctx, None), cfg.softmax_scale, cfg.attention_impl)
+      return jnp.einsum("btnh,nhd->btd", out, w_o), None
+
+    # absorbed path over the latent cache
+    cache = {"c_kv": write_cache(cache["c_kv"], c_kv, ctx.positions),
+             "k_pe": write_cache(cache["k_pe"], k_pe, ctx.positions)}
+    c_all, pe_all = cache["c_kv"].astype(dt), cache["k_pe"].astype(dt)
+    q_lat = jnp.einsum("btnh,cnh->btnc", q_nope, w_ukv[..., :Hn])  # W_UK absorbed
+    scores = (jnp.einsum("btnc,bsc->bnts", q_lat, c_all, preferred_element_type=jnp.float32)
+              + jnp.einsum("btnr,bsr->bnts", q_pe, pe_all, preferred_element_type=jnp.float32))
+    scores = scores * cfg.softmax_scale
+    mask = _mask(ctx, c_all.shape[1])
+    scores = jnp.where(mask[:, None], scores, NEG_INF)
+    probs = jax.nn.softmax(scores, axis=-1).astype(dt)
+    o_lat = jnp.einsum("bnts,bsc->btnc", probs, c_all)
+    out = jnp.einsum("btnc,cnh->btnh", o_lat, w_ukv[..., Hn:])  # W_UV absorbed
+    return jnp.einsum("btnh,nhd->btd", out, w_o), cache
+
+
+class GQA(nn.Module):
+  """Grouped-query attention with RoPE (Ainslie et al. 2023), Qwen2 / Llama layout."""
+  cfg: ModelConfig
+
+  @nn.compact
+  def __call__(self, x, ctx: Context, cache: dict | None = None):
+    cfg = self.cfg
+    dt = cfg.dtype
+    N, K, H = cfg.n_heads, cfg.n_kv_heads, cfg.head_dim
+
+    def proj(name, heads, axis):
+      w = param(self, name, (cfg.dim, heads, H), ("embed", axis, "head_dim"), cfg)
+      y = jnp.einsum("btd,dnh->btnh", x, w.astype(dt))
+      if cfg.qkv_bias:
+        b = param(self, name.replace("proj", "bias"), (heads, H), (axis, "head_dim"), cfg,
+                  nn.initializers.zeros)
+        y = y + b.astype(dt)
+      return y
+
+    q = apply_rope(proj("q_proj", N, "heads"), ctx.sin, ctx.cos, cfg.rope_interleave)
+    k = apply_rope(proj("k_proj", K, "kv_heads"), ctx.sin, ctx.cos, cfg.rope_interleave)
+    v = proj("v_proj", K, "kv_heads")
+    w_o = param(self, "o_proj", (N, H, cfg.dim), ("heads", "head_dim", "embed"), cfg).astype(dt)
+
+    if cache is None:
+      mask = _mask(ctx, None)
+    else:
+      cache = {"k": write_cache(cache["k"], k, ctx.positions),
+               "v": write_cache(cache["v"], v, ctx.positions)}
+      k, v = cache["k"].astype(dt), cache["v"].astype(dt)
+      mask = _mask(ctx, k.shape[1])
+    out = dot_attention(q, k, v, mask, cfg.softmax_scale, cfg.attention_impl)
+    return jnp.einsum("btnh,nhd->btd", out, w_o), cache
