@@ -126,7 +126,7 @@ class GQA(nn.Module):
       if cfg.qkv_bias:
         b = param(self, name.replace("proj", "bias"), (heads, H), (axis, "head_dim"), cfg,
                   nn.initializers.zeros)
-        y = y + b.astype(dt)
+        y = y + b.astype(dt)[None, None]
       return y
 
     q = apply_rope(proj("q_proj", N, "heads"), ctx.sin, ctx.cos, cfg.rope_interleave)

@@ -41,7 +41,7 @@ class RMSNorm(nn.Module):
     scale = param(self, "scale", (width,), ("norm",), self.cfg, nn.initializers.ones)
     x32 = x.astype(jnp.float32)
     y = x32 * jax.lax.rsqrt(jnp.mean(x32 * x32, axis=-1, keepdims=True) + self.cfg.norm_eps)
-    return (y * scale.astype(jnp.float32)).astype(self.cfg.dtype)
+    return (y * jnp.expand_dims(scale.astype(jnp.float32), range(x.ndim - 1))).astype(self.cfg.dtype)
 
 
 class SwiGLU(nn.Module):
@@ -106,7 +106,7 @@ def rope_inv_freq(cfg: ModelConfig) -> tuple[np.ndarray, float]:
 def rope_tables(cfg: ModelConfig, positions: jax.Array) -> tuple[jax.Array, jax.Array]:
   """sin, cos of shape [B, T, R/2] for integer positions [B, T]."""
   inv_freq, attention_factor = rope_inv_freq(cfg)
-  angles = positions.astype(jnp.float32)[..., None] * jnp.asarray(inv_freq)
+  angles = positions.astype(jnp.float32)[..., None] * jnp.asarray(inv_freq)[None, None, :]
   return jnp.sin(angles) * attention_factor, jnp.cos(angles) * attention_factor
 
 
