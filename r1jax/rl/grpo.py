@@ -1,0 +1,264 @@
+"""GRPO: group-relative advantages and the clipped policy loss, with its common variants.
+
+Letters: B prompts (or sequences), G completions per prompt, T completion length, V vocab.
+
+One RL step (DeepSeekMath §4.1, R1 §2.2.1) samples G completions o_1..o_G per prompt,
+scores them, and maximises
+
+  J(θ) = E[1/G Σ_i 1/|o_i| Σ_t min(ρ_{i,t} Â_i, clip(ρ_{i,t}, 1-ε, 1+ε_high) Â_i) - β D_KL]
+
+with ρ_{i,t} = π_θ(o_{i,t}) / π_old(o_{i,t}) and Â_i = (r_i - mean(r)) / std(r) over the
+group (DeepSeekMath eq. 3, R1 eq. 1-3). `policy_loss` returns -J. The variants differ in a
+few config values, collected in `LOSS_PRESETS`:
+
+  grpo     group std, per-sequence token mean, β = 0.001 (R1's KL coefficient;
+           DeepSeekMath used 0.04)
+  dr_grpo  no std division, token sum / constant max_len, β = 0 (Liu et al. 2025)
+  dapo     clip-higher ε_high = 0.28, token mean over the batch, β = 0 (Yu et al. 2025)
+  gspo     sequence-level ratio, ε = 3e-4, ε_high = 4e-4, β = 0 (Zheng et al. 2025)
+
+`num_iterations` μ (the loop's business, not this module's): the loop samples one rollout,
+records its log-probs, and takes μ gradient steps on it, passing the rollout's log-probs as
+`old_logps` each time. With μ = 1 the loop may pass `old_logps = stop_gradient(logps)`:
+then ρ = 1 and nothing is clipped, but the gradient is still Â ∇log π (the ratio's
+derivative), i.e. plain REINFORCE with a group baseline.
+
+`old_logps` and `ref_logps` are constants of the loss: the gradient flows through `logps`
+only. The loss is a pure, jit-able function; string and length options are static.
+"""
+
+from __future__ import annotations
+
+import chex
+import jax
+import jax.numpy as jnp
+
+sg = jax.lax.stop_gradient
+
+# ------------------------------------------------------------------------ advantages
+
+# (centered [B, G], rewards [B, G], eps) -> advantages [B, G]. Stds are population stds
+# (ddof = 0): the group is the whole population the baseline is taken over.
+ADVANTAGE_SCALES = {
+    "group": lambda c, r, eps: c / (r.std(axis=1, keepdims=True) + eps),  # DeepSeekMath eq. 3
+    "batch": lambda c, r, eps: c / (r.std() + eps),  # REINFORCE++ / Lite PPO: batch std
+    "none": lambda c, r, eps: c,  # Dr. GRPO: the std division biases towards easy/hard prompts
+}
+
+
+def _check_groups(rewards, group_size: int):
+  chex.assert_rank(rewards, 1)
+  if group_size < 2:
+    raise ValueError(f"group_size must be >= 2 (a group-relative baseline needs at least two "
+                     f"completions per prompt), got group_size={group_size}")
+  if rewards.shape[0] % group_size:
+    raise ValueError(f"rewards has {rewards.shape[0]} entries, not divisible by "
+                     f"group_size={group_size}; expected B * group_size entries")
+  return rewards.reshape(-1, group_size)
+
+
+def zero_variance_groups(rewards: jax.Array, group_size: int) -> jax.Array:
+  """rewards [B*G] (row b*G + g is completion g of prompt b) -> bool [B].
+
+  True where every completion of the prompt got the same reward: such a group has zero
+  advantage and no policy gradient, so DAPO's dynamic sampling (§3.2) drops it.
+  """
+  r_bg = _check_groups(jnp.asarray(rewards), group_size)
+  return jnp.all(r_bg == r_bg[:, :1], axis=1)
+
+
+def group_advantages(rewards: jax.Array, group_size: int, scale: str = "group",
+                     eps: float = 1e-6) -> jax.Array:
+  """Outcome-supervision advantages (DeepSeekMath §4.1.2, R1 eq. 3): rewards [B*G] -> [B*G].
+
+  Â = (r - mean_group(r)) / (std + eps), with std from `ADVANTAGE_SCALES[scale]`: "group"
+  (population std of the prompt's G rewards), "batch" (population std of all B*G rewards)
+  or "none" (Dr. GRPO, no division). A group whose rewards are all equal gets exactly 0.
+  Rows of one prompt are contiguous: index = prompt * G + g.
+  """
+  if scale not in ADVANTAGE_SCALES:
+    raise ValueError(f"unknown advantage scale={scale!r}; choose one of {sorted(ADVANTAGE_SCALES)}")
+  rewards = jnp.asarray(rewards)
+  chex.assert_type(rewards, float)
+  r_bg = _check_groups(rewards, group_size)
+  centered = r_bg - r_bg.mean(axis=1, keepdims=True)
+  adv = ADVANTAGE_SCALES[scale](centered, r_bg, eps)
+  # The mean of equal floats need not round back to the value: force the exact 0.
+  adv = jnp.where(zero_variance_groups(rewards, group_size)[:, None], 0.0, adv)
+  return adv.reshape(-1)
+
+
+def overlong_penalty(lengths: jax.Array, max_len: int, cache_len: int) -> jax.Array:
+  """DAPO's soft overlong punishment (eq. 13): lengths [B] int -> reward term [B] float32.
+
+  0 for L <= L_max - L_cache; (L_max - L_cache - L) / L_cache in the soft window
+  (L_max - L_cache, L_max]; -1 beyond L_max. Added to the task reward.
+  """
+  if not 0 < cache_len <= max_len:
+    raise ValueError(f"need 0 < cache_len <= max_len, got cache_len={cache_len}, max_len={max_len}")
+  L = jnp.asarray(lengths).astype(jnp.float32)
+  soft_start = max_len - cache_len
+  window = (soft_start - L) / cache_len
+  return jnp.where(L <= soft_start, 0.0, jnp.where(L <= max_len, window, -1.0))
+
+
+# ------------------------------------------------------------------------ log-probs
+
+
+def sequence_logps(logits: jax.Array, tokens: jax.Array) -> jax.Array:
+  """log π(tokens): logits [B, T, V], tokens [B, T] int -> [B, T] float32.
+
+  logits[:, t] must be the distribution over tokens[:, t] (shift before calling).
+  Computed as logit - logsumexp so no [B, T, V] log-softmax is materialised.
+  """
+  chex.assert_rank(logits, 3)
+  chex.assert_shape(tokens, logits.shape[:2])
+  logits = logits.astype(jnp.float32)
+  picked = jnp.take_along_axis(logits, tokens[..., None].astype(jnp.int32), axis=-1)[..., 0]
+  return picked - jax.nn.logsumexp(logits, axis=-1)
+
+
+def token_entropy(logits: jax.Array, mask: jax.Array) -> jax.Array:
+  """Mean over valid tokens of H(softmax(logits)) = -Σ_v p_v log p_v: [B, T, V], [B, T] -> ()."""
+  chex.assert_rank(logits, 3)
+  chex.assert_shape(mask, logits.shape[:2])
+  logp = jax.nn.log_softmax(logits.astype(jnp.float32), axis=-1)
+  p = jnp.exp(logp)
+  # -inf logits (banned tokens) have p = 0; keep 0 * -inf out of both value and gradient.
+  h_bt = -jnp.sum(p * jnp.where(p > 0, logp, 0.0), axis=-1)
+  valid = mask.astype(bool)
+  return jnp.where(valid, h_bt, 0.0).sum() / jnp.maximum(valid.sum(), 1)
+
+
+# ------------------------------------------------------------------------ policy loss
+
+# (per-token values x [B, T], valid [B, T] bool, max_len) -> scalar. Rows with no valid
+# token count as zero in the sequence means (their denominator is clamped to 1).
+AGGREGATIONS = {
+    # GRPO, DeepSeekMath eq. 3: 1/G Σ_i 1/|o_i| Σ_t
+    "seq-mean-token-mean": lambda x, v, max_len: (
+        jnp.where(v, x, 0).sum(1) / jnp.maximum(v.sum(1), 1)).mean(),
+    # DAPO §3.3: 1/Σ_i|o_i| Σ_i Σ_t
+    "token-mean": lambda x, v, max_len: jnp.where(v, x, 0).sum() / jnp.maximum(v.sum(), 1),
+    # Dr. GRPO: 1/G Σ_i 1/max_len Σ_t (a constant normaliser, no length bias)
+    "seq-mean-token-sum-norm": lambda x, v, max_len: (jnp.where(v, x, 0).sum(1) / max_len).mean(),
+}
+
+
+def _token_ratio(logps, old_logps, valid):
+  """ρ_{i,t} = exp(logp - old) (PPO / GRPO)."""
+  return jnp.exp(jnp.where(valid, logps - old_logps, 0.0))
+
+
+def _sequence_ratio(logps, old_logps, valid):
+  """GSPO-token ratio (Zheng et al. 2025, §4.3): s_{i,t} = sg[s_i] · π(o_t) / sg[π(o_t)].
+
+  s_i = exp(1/|o_i| Σ_t (logp - old)) is the length-normalised sequence ratio (§4.1).
+  Every s_{i,t} has the value s_i, so clipping is decided per sequence and the loss value
+  equals GSPO's sequence objective; its gradient is s_i ∇logp_t per token, which the
+  1/|o_i| Σ_t aggregation turns into s_i · mean_t ∇logp_t = ∇s_i, the
+  gradient of GSPO's sequence objective (§4.2).
+  """
+  n = jnp.maximum(valid.sum(1), 1)
+  log_s = jnp.where(valid, logps - old_logps, 0.0).sum(1) / n
+  return sg(jnp.exp(log_s))[:, None] * jnp.exp(jnp.where(valid, logps - sg(logps), 0.0))
+
+
+RATIO_LEVELS = {"token": _token_ratio, "sequence": _sequence_ratio}
+
+
+def k3_kl(logps: jax.Array, ref_logps: jax.Array) -> jax.Array:
+  """Schulman's unbiased, positive KL estimator (DeepSeekMath eq. 4), elementwise.
+
+  D = π_ref/π_θ - log(π_ref/π_θ) - 1 = exp(ref - logp) - (ref - logp) - 1.
+  """
+  delta = ref_logps - logps
+  return jnp.exp(delta) - delta - 1.0
+
+
+def policy_loss(logps, old_logps, ref_logps, advantages, mask, *, epsilon: float = 0.2,
+                epsilon_high: float | None = None, beta: float = 0.001,
+                agg: str = "seq-mean-token-mean", ratio_level: str = "token",
+                max_len: int | None = None):
+  """-J(θ) of the module docstring, and metrics.
+
+  logps, old_logps, ref_logps [B, T] float (ref_logps may be None when beta == 0);
+  advantages [B]; mask [B, T] (nonzero on completion tokens). Per token:
+    ρ from `RATIO_LEVELS[ratio_level]`; pg = -min(ρ Â, clip(ρ, 1-ε, 1+ε_high) Â);
+    loss_t = pg + β k3(ref, logp); aggregated by `AGGREGATIONS[agg]`.
+  Masked tokens contribute nothing to the value or the gradient, whatever their log-probs.
+
+  Returns (loss (), metrics): clip_fraction (fraction of valid tokens, or of non-empty
+  sequences for ratio_level="sequence", where min() takes the clipped branch), kl (mean
+  k3 over valid tokens; 0 without ref_logps), ratio_mean / ratio_max (over the same units
+  as clip_fraction), pg_loss and kl_loss (β · aggregated k3), with loss = pg_loss + kl_loss.
+  """
+  if agg not in AGGREGATIONS:
+    raise ValueError(f"unknown agg={agg!r}; choose one of {sorted(AGGREGATIONS)}")
+  if ratio_level not in RATIO_LEVELS:
+    raise ValueError(f"unknown ratio_level={ratio_level!r}; choose one of {sorted(RATIO_LEVELS)}")
+  if agg == "seq-mean-token-sum-norm" and (max_len is None or max_len <= 0):
+    raise ValueError(f"agg='seq-mean-token-sum-norm' (Dr. GRPO) divides by the generation "
+                     f"budget: pass max_len (a positive int), got max_len={max_len}")
+  skip_kl = isinstance(beta, (int, float)) and beta == 0
+  if ref_logps is None and not skip_kl:
+    raise ValueError(f"ref_logps is None but beta={beta}: pass reference log-probs or set beta=0")
+  chex.assert_rank(logps, 2)
+  B, T = logps.shape
+  chex.assert_shape([old_logps, mask] + ([] if ref_logps is None else [ref_logps]), (B, T))
+  chex.assert_shape(advantages, (B,))
+  chex.assert_type([logps, old_logps, advantages], float)
+  if max_len is not None and agg == "seq-mean-token-sum-norm" and T > max_len:
+    raise ValueError(f"max_len={max_len} is shorter than the completions (T={T})")
+
+  dtype = jnp.promote_types(logps.dtype, jnp.float32)
+  logps = logps.astype(dtype)
+  old_logps = sg(old_logps.astype(dtype))
+  adv = sg(advantages.astype(dtype))[:, None]  # [B, 1]
+  valid = mask.astype(bool)
+  eps_high = epsilon if epsilon_high is None else epsilon_high
+
+  ratio = RATIO_LEVELS[ratio_level](logps, old_logps, valid)  # [B, T]
+  clipped = jnp.clip(ratio, 1.0 - epsilon, 1.0 + eps_high)
+  # min(ρÂ, clip(ρ)Â) written as a select, so the clipped branch (zero gradient) is taken
+  # exactly where it is strictly smaller and ties keep the unclipped gradient.
+  clip_active = clipped * adv < ratio * adv
+  pg_bt = -jnp.where(clip_active, clipped * adv, ratio * adv)
+  reduce = AGGREGATIONS[agg]
+  pg_loss = reduce(pg_bt, valid, max_len)
+
+  if ref_logps is None:
+    kl_bt = jnp.zeros_like(logps)
+  else:
+    kl_bt = k3_kl(jnp.where(valid, logps, 0.0), jnp.where(valid, sg(ref_logps.astype(dtype)), 0.0))
+  kl_loss = jnp.zeros((), dtype) if skip_kl else beta * reduce(kl_bt, valid, max_len)
+
+  if ratio_level == "sequence":  # ρ and clip_active are constant along each row
+    unit_ratio, unit_active, unit_valid = ratio[:, 0], clip_active[:, 0], valid.any(1)
+  else:
+    unit_ratio, unit_active, unit_valid = ratio, clip_active, valid
+  n_units = jnp.maximum(unit_valid.sum(), 1)
+  metrics = dict(
+      clip_fraction=(unit_active & unit_valid).sum() / n_units,
+      kl=jnp.where(valid, kl_bt, 0.0).sum() / jnp.maximum(valid.sum(), 1),
+      ratio_mean=jnp.where(unit_valid, unit_ratio, 0.0).sum() / n_units,
+      ratio_max=jnp.where(unit_valid, unit_ratio, 0.0).max(),
+      pg_loss=pg_loss,
+      kl_loss=kl_loss,
+  )
+  return pg_loss + kl_loss, jax.tree.map(sg, metrics)
+
+
+# Each preset: kwargs for `group_advantages` ("advantages") and `policy_loss` ("loss").
+# Dr. GRPO also needs `max_len` (the generation budget), supplied by the loop.
+LOSS_PRESETS = {
+    "grpo": dict(advantages=dict(scale="group"),
+                 loss=dict(epsilon=0.2, beta=0.001, agg="seq-mean-token-mean")),
+    "dr_grpo": dict(advantages=dict(scale="none"),
+                    loss=dict(epsilon=0.2, beta=0.0, agg="seq-mean-token-sum-norm")),
+    "dapo": dict(advantages=dict(scale="group"),
+                 loss=dict(epsilon=0.2, epsilon_high=0.28, beta=0.0, agg="token-mean")),
+    "gspo": dict(advantages=dict(scale="group"),
+                 loss=dict(epsilon=3e-4, epsilon_high=4e-4, beta=0.0, agg="seq-mean-token-mean",
+                           ratio_level="sequence")),
+}
