@@ -110,8 +110,8 @@ class MoE(nn.Module):
     E, F, K = cfg.n_routed_experts, cfg.moe_inter_dim, cfg.n_activated_experts
     dt = cfg.dtype
     w_router = param(self, "gate", (D, E), ("embed", "expert_router"), cfg)
-    bias = self.variable("buffers", "e_score_correction_bias",
-                         lambda: jnp.zeros((E,), jnp.float32)).value
+    bias = self.variable("buffers", "e_score_correction_bias", nn.with_logical_partitioning(
+        lambda: jnp.zeros((E,), jnp.float32), ("expert",))).value
     w_gate = param(self, "w_gate", (E, D, F), ("expert", "embed", "expert_mlp"), cfg).astype(dt)
     w_up = param(self, "w_up", (E, D, F), ("expert", "embed", "expert_mlp"), cfg).astype(dt)
     w_down = param(self, "w_down", (E, F, D), ("expert", "expert_mlp", "embed"), cfg).astype(dt)

@@ -1,0 +1,123 @@
+"""Meshes and the one table that maps logical axis names to mesh axes.
+
+Every parameter carries logical axis names (`embed`, `heads`, `expert`, ...; see
+`r1jax.models.param_logical_axes`). A mesh has four named axes,
+
+    data    pure data parallelism (parameters replicated)
+    fsdp    data parallelism with parameters and optimizer state sharded (ZeRO-3)
+    expert  MoE experts split across devices; the batch is split here too
+    tensor  heads / ffn width split across devices (Megatron)
+
+and `DEFAULT_RULES` says which mesh axes each logical axis is split over. Experiments
+override the table in their config; model code never names a mesh axis.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+
+import flax.linen as nn
+import jax
+import numpy as np
+from jax.sharding import Mesh, NamedSharding, PartitionSpec
+
+from r1jax.models import ModelConfig, init_params, param_logical_axes
+
+MESH_AXES = ("data", "fsdp", "expert", "tensor")
+
+# logical axis -> mesh axes (None: replicated). The batch of activations is split over
+# every axis that does not split the weights it meets.
+DEFAULT_RULES: tuple[tuple[str, str | tuple[str, ...] | None], ...] = (
+    ("batch", ("data", "fsdp", "expert")),
+    ("vocab", "tensor"),
+    ("embed", "fsdp"),
+    ("mlp", "tensor"),
+    ("heads", "tensor"),
+    ("kv_heads", "tensor"),
+    ("head_dim", None),
+    ("q_lora", None),
+    ("kv_lora", None),
+    ("expert", "expert"),
+    ("expert_mlp", "tensor"),
+    ("expert_router", None),
+    ("mtp_concat", None),
+    ("norm", None),
+    ("layers", None),
+)
+
+
+def mesh_shape(axes: Mapping[str, int], num_devices: int) -> tuple[int, ...]:
+  """Sizes for MESH_AXES from {"data": 2, "fsdp": -1, ...}; one size may be -1 (the rest)."""
+  unknown = set(axes) - set(MESH_AXES)
+  if unknown:
+    raise ValueError(f"unknown mesh axes {sorted(unknown)}; the axes are {list(MESH_AXES)}")
+  sizes = [int(axes.get(a, 1)) for a in MESH_AXES]
+  if sizes.count(-1) > 1:
+    raise ValueError(f"at most one mesh axis may be -1, got {dict(zip(MESH_AXES, sizes))}")
+  if any(s == 0 or s < -1 for s in sizes):
+    raise ValueError(f"mesh axis sizes must be positive or -1, got {dict(zip(MESH_AXES, sizes))}")
+  known = math.prod(s for s in sizes if s != -1)
+  if -1 in sizes:
+    if num_devices % known:
+      raise ValueError(f"mesh {dict(zip(MESH_AXES, sizes))}: {num_devices} devices are not "
+                       f"divisible by the product of the fixed axes ({known})")
+    sizes[sizes.index(-1)] = num_devices // known
+  if math.prod(sizes) != num_devices:
+    raise ValueError(f"mesh {dict(zip(MESH_AXES, sizes))} has {math.prod(sizes)} devices, but "
+                     f"{num_devices} are available; make the product equal (or set one axis to -1)")
+  return tuple(sizes)
+
+
+def make_mesh(axes: Mapping[str, int], devices: Sequence[jax.Device] | None = None) -> Mesh:
+  """A Mesh over `devices` (default: all) with MESH_AXES sized by `axes`."""
+  devices = list(jax.devices() if devices is None else devices)
+  shape = mesh_shape(axes, len(devices))
+  return Mesh(np.asarray(devices).reshape(shape), MESH_AXES)
+
+
+def check_divisibility(cfg: ModelConfig, mesh: Mesh, batch_size: int | None = None) -> None:
+  """Clear errors for model or batch shapes that the mesh cannot split evenly."""
+  size = dict(mesh.shape)
+  if cfg.is_moe and cfg.n_routed_experts % size["expert"]:
+    raise ValueError(f"n_routed_experts={cfg.n_routed_experts} is not divisible by the expert "
+                     f"mesh axis ({size['expert']})")
+  if cfg.n_heads % size["tensor"]:
+    raise ValueError(f"n_heads={cfg.n_heads} is not divisible by the tensor mesh axis "
+                     f"({size['tensor']})")
+  if cfg.attention == "gqa" and cfg.n_kv_heads % size["tensor"]:
+    raise ValueError(f"n_kv_heads={cfg.n_kv_heads} is not divisible by the tensor mesh axis "
+                     f"({size['tensor']})")
+  if batch_size is not None:
+    split = size["data"] * size["fsdp"] * size["expert"]
+    if batch_size % split:
+      raise ValueError(f"batch size {batch_size} is not divisible by data×fsdp×expert = "
+                       f"{size['data']}×{size['fsdp']}×{size['expert']} = {split}")
+
+
+def param_shardings(cfg: ModelConfig, mesh: Mesh, rules=DEFAULT_RULES):
+  """NamedSharding for every leaf of `init_params(cfg, ...)`, from the logical axes."""
+  return nn.logical_to_mesh_sharding(param_logical_axes(cfg), mesh, list(rules))
+
+
+def batch_sharding(mesh: Mesh, rules=DEFAULT_RULES, ndim: int = 2) -> NamedSharding:
+  """Sharding of a [batch, ...] array: the batch axis split by the "batch" rule."""
+  spec = nn.logical_to_mesh_axes(("batch",) + (None,) * (ndim - 1), list(rules))
+  return NamedSharding(mesh, spec)
+
+
+def init_sharded_params(cfg: ModelConfig, rng: jax.Array, mesh: Mesh, rules=DEFAULT_RULES):
+  """Parameters created directly in their shards: no host ever holds the whole model."""
+  check_divisibility(cfg, mesh)
+  return jax.jit(lambda key: init_params(cfg, key),
+                 out_shardings=param_shardings(cfg, mesh, rules))(rng)
+
+
+def shard_params(cfg: ModelConfig, params, mesh: Mesh, rules=DEFAULT_RULES):
+  """Places existing parameters (e.g. loaded from a checkpoint) onto the mesh."""
+  check_divisibility(cfg, mesh)
+  return jax.device_put(params, param_shardings(cfg, mesh, rules))
+
+
+def replicated(mesh: Mesh) -> NamedSharding:
+  return NamedSharding(mesh, PartitionSpec())

@@ -1,0 +1,103 @@
+"""Meshes, the rules table, and sharded training math equal to one device."""
+
+import chex
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from jax.sharding import PartitionSpec as P
+
+from r1jax import sharding
+from r1jax.models import forward, init_params, presets
+
+CFG = presets.get("deepseek_v3_tiny")
+
+
+def _loss(cfg, params, tokens):
+  logits = forward(cfg, params, tokens[:, :-1])
+  logp = jax.nn.log_softmax(logits)
+  return -jnp.take_along_axis(logp, tokens[:, 1:, None], -1).mean()
+
+
+@pytest.fixture(scope="module")
+def reference():
+  params = init_params(CFG, jax.random.key(0))
+  tokens = jax.random.randint(jax.random.key(1), (8, 12), 0, CFG.vocab_size)
+  loss, grads = jax.jit(jax.value_and_grad(lambda p: _loss(CFG, p, tokens)))(params)
+  return params, tokens, loss, grads
+
+
+def test_eight_host_devices():
+  assert jax.device_count() == 8  # tests/conftest.py forces 8 CPU devices
+
+
+@pytest.mark.parametrize("axes", [
+    dict(data=8), dict(data=2, fsdp=2, expert=2), dict(fsdp=2, expert=2, tensor=2)],
+    ids=["8x1x1x1", "2x2x2x1", "1x2x2x2"])
+def test_sharded_loss_and_grads_equal_one_device(reference, axes):
+  params, tokens, ref_loss, ref_grads = reference
+  mesh = sharding.make_mesh(axes)
+  sharding.check_divisibility(CFG, mesh, batch_size=tokens.shape[0])
+  sharded = sharding.shard_params(CFG, params, mesh)
+  tokens_s = jax.device_put(tokens, sharding.batch_sharding(mesh))
+  step = jax.jit(jax.value_and_grad(lambda p, t: _loss(CFG, p, t)),
+                 out_shardings=(sharding.replicated(mesh), sharding.param_shardings(CFG, mesh)))
+  loss, grads = step(sharded, tokens_s)
+  np.testing.assert_allclose(loss, ref_loss, rtol=1e-5)
+  chex.assert_trees_all_close(grads, ref_grads, atol=1e-5)
+  # gradients come back sharded like the parameters
+  w = grads["params"]["moe_layers"]["moe"]["w_gate"]
+  assert w.sharding.spec == P(None, "expert", "fsdp", "tensor")
+
+
+def test_every_parameter_follows_the_rules():
+  mesh = sharding.make_mesh(dict(fsdp=2, expert=2, tensor=2))
+  params = sharding.init_sharded_params(CFG, jax.random.key(0), mesh)
+  p = params["params"]
+  expect = {
+      ("embed",): P("tensor", "fsdp"),
+      ("lm_head",): P("fsdp", "tensor"),
+      ("moe_layers", "moe", "w_down"): P(None, "expert", "tensor", "fsdp"),
+      ("moe_layers", "moe", "gate"): P(None, "fsdp", None),
+      ("moe_layers", "attn", "q_b_proj"): P(None, None, "tensor", None),
+      ("moe_layers", "attn", "o_proj"): P(None, "tensor", None, "fsdp"),
+      ("dense_layers", "mlp", "gate_proj"): P(None, "fsdp", "tensor"),
+      ("final_norm", "scale"): P(None),
+  }
+  for path, spec in expect.items():
+    leaf = p
+    for k in path:
+      leaf = leaf[k]
+    assert leaf.sharding.spec == spec, path
+  # a shard really holds a fraction of the array
+  w = p["moe_layers"]["moe"]["w_gate"]
+  assert w.addressable_shards[0].data.shape == (3, 8, 64, 32)
+  bias = params["buffers"]["moe_layers"]["moe"]["e_score_correction_bias"]
+  assert bias.sharding.spec == P(None, "expert")
+
+
+@pytest.mark.parametrize("axes, match", [
+    (dict(data=3), r"3 devices, but 8 are available"),
+    (dict(data=-1, fsdp=-1), "at most one mesh axis may be -1"),
+    (dict(data=3, fsdp=-1), "not divisible by the product of the fixed axes"),
+    (dict(pipeline=2), "unknown mesh axes"),
+])
+def test_bad_meshes(axes, match):
+  with pytest.raises(ValueError, match=match):
+    sharding.make_mesh(axes)
+
+
+def test_minus_one_takes_the_rest():
+  assert dict(sharding.make_mesh(dict(data=-1, tensor=2)).shape) == dict(
+      data=4, fsdp=1, expert=1, tensor=2)
+
+
+@pytest.mark.parametrize("cfg, axes, batch, match", [
+    (CFG.replace(n_routed_experts=12, n_expert_groups=4), dict(expert=8),
+     None, r"n_routed_experts=12 is not divisible by the expert mesh axis \(8\)"),
+    (CFG, dict(tensor=8), None, r"n_heads=4 is not divisible by the tensor mesh axis \(8\)"),
+    (CFG, dict(data=2, fsdp=4), 6, r"batch size 6 is not divisible by data×fsdp×expert = 2×4×1 = 8"),
+])
+def test_indivisible_shapes(cfg, axes, batch, match):
+  with pytest.raises(ValueError, match=match):
+    sharding.check_divisibility(cfg, sharding.make_mesh(axes), batch_size=batch)
