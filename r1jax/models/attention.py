@@ -25,6 +25,11 @@ from r1jax.models.layers import (NEG_INF, RMSNorm, apply_rope, attention_mask, d
                                  param)
 
 
+# DeepSeek's reference code (and transformers) fix the latent norms' eps, whatever the
+# model's rms_norm_eps.
+MLA_LATENT_EPS = 1e-6
+
+
 class Context(NamedTuple):
   """Per-call inputs shared by every layer.
 
@@ -66,7 +71,7 @@ class MLA(nn.Module):
     # Query: low-rank (q_lora_rank > 0) or direct projection.
     if cfg.q_lora_rank:
       w_dq = param(self, "q_a_proj", (cfg.dim, cfg.q_lora_rank), ("embed", "q_lora"), cfg)
-      c_q = RMSNorm(cfg, cfg.q_lora_rank, name="q_a_norm")(x @ w_dq.astype(dt))
+      c_q = RMSNorm(cfg, cfg.q_lora_rank, eps=MLA_LATENT_EPS, name="q_a_norm")(x @ w_dq.astype(dt))
       w_uq = param(self, "q_b_proj", (cfg.q_lora_rank, N, cfg.qk_head_dim),
                    ("q_lora", "heads", "head_dim"), cfg)
       q = jnp.einsum("btq,qnh->btnh", c_q, w_uq.astype(dt))
@@ -79,7 +84,7 @@ class MLA(nn.Module):
     # Key/value latent and the shared rope key.
     w_dkv = param(self, "kv_a_proj", (cfg.dim, C + R), ("embed", "kv_lora"), cfg)
     kv_a = x @ w_dkv.astype(dt)
-    c_kv = RMSNorm(cfg, C, name="kv_a_norm")(kv_a[..., :C])  # [B, T, C]
+    c_kv = RMSNorm(cfg, C, eps=MLA_LATENT_EPS, name="kv_a_norm")(kv_a[..., :C])  # [B, T, C]
     k_pe = apply_rope(kv_a[..., C:], ctx.sin, ctx.cos, cfg.rope_interleave)  # [B, T, R]
     w_ukv = param(self, "kv_b_proj", (C, N, Hn + Hv), ("kv_lora", "heads", "head_dim"), cfg)
     w_ukv = w_ukv.astype(dt)

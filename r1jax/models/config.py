@@ -163,10 +163,11 @@ class ModelConfig:
 
   @property
   def softmax_scale(self) -> float:
-    """1/sqrt(d_qk), times YaRN's mscale² for MLA (V2 appendix; HF `yarn_apply_mscale`)."""
+    """1/sqrt(d_qk), times YaRN's mscale² for MLA only (DeepSeek's attention; HF
+    `yarn_apply_mscale`); YaRN in Llama/Qwen scales cos/sin instead (`rope_inv_freq`)."""
     d = self.qk_head_dim if self.attention == "mla" else self.head_dim
     scale = d**-0.5
-    if self.rope_scaling == "yarn" and self.yarn_mscale_all_dim:
+    if self.attention == "mla" and self.rope_scaling == "yarn" and self.yarn_mscale_all_dim:
       m = yarn_get_mscale(self.rope_factor, self.yarn_mscale_all_dim)
       scale *= m * m
     return scale

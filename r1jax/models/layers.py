@@ -34,13 +34,15 @@ class RMSNorm(nn.Module):
   """x / rms(x) · scale, computed in float32 (Zhang & Sennrich 2019)."""
   cfg: ModelConfig
   width: int | None = None
+  eps: float | None = None  # None: cfg.norm_eps
 
   @nn.compact
   def __call__(self, x):
     width = self.width or self.cfg.dim
+    eps = self.cfg.norm_eps if self.eps is None else self.eps
     scale = param(self, "scale", (width,), ("norm",), self.cfg, nn.initializers.ones)
     x32 = x.astype(jnp.float32)
-    y = x32 * jax.lax.rsqrt(jnp.mean(x32 * x32, axis=-1, keepdims=True) + self.cfg.norm_eps)
+    y = x32 * jax.lax.rsqrt(jnp.mean(x32 * x32, axis=-1, keepdims=True) + eps)
     return (y * jnp.expand_dims(scale.astype(jnp.float32), range(x.ndim - 1))).astype(self.cfg.dtype)
 
 
