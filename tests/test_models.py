@@ -327,3 +327,15 @@ def test_mtp_logits_and_loss():
   lp = np.asarray(jax.nn.log_softmax(mtp_logits[0]))
   nll = [-lp[b, i, int(tokens[b, i + 2])] for b in range(2) for i in range(6) if mask[b, i + 2]]
   np.testing.assert_allclose(got, 0.3 * np.mean(nll), rtol=1e-5)
+
+
+def test_last_only_and_no_mtp_when_decoding():
+  cfg = DS.replace(n_mtp_modules=1)
+  params = init_params(cfg, jax.random.key(0))
+  tokens = _tokens((2, 6))
+  full = forward(cfg, params, tokens)
+  last, _, aux = forward(cfg, params, tokens, cache=init_cache(cfg, 2, 8, jnp.float32),
+                         last_only=True, return_aux=True)
+  chex.assert_shape(last, (2, 1, 1024))
+  np.testing.assert_allclose(last[:, 0], full[:, -1], atol=1e-5, rtol=0)
+  assert "mtp_logits" not in aux  # decoding never pays for the MTP module

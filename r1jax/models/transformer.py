@@ -85,7 +85,7 @@ class Transformer(nn.Module):
   cfg: ModelConfig
 
   @nn.compact
-  def __call__(self, tokens, positions, segment_ids, cache=None):
+  def __call__(self, tokens, positions, segment_ids, cache=None, last_only=False):
     cfg = self.cfg
     V = cfg.vocab_size
     embed = param(self, "embed", (V, cfg.dim), ("vocab", "embed"), cfg)
@@ -121,10 +121,11 @@ class Transformer(nn.Module):
     def head(h):
       return jnp.dot(h, w_head.astype(cfg.dtype), preferred_element_type=jnp.float32)
 
-    logits = head(RMSNorm(cfg, name="final_norm")(x))
+    h_final = x[:, -1:] if last_only else x
+    logits = head(RMSNorm(cfg, name="final_norm")(h_final))
     if "balance_loss" in aux:
       aux["balance_loss"] = aux["balance_loss"].sum()
-    if cfg.n_mtp_modules:
+    if cfg.n_mtp_modules and cache is None:  # MTP trains the model; decoding skips it
       h, mtp_logits, mtp_load = x, [], []
       for k in range(1, cfg.n_mtp_modules + 1):
         emb_next = embed_tokens(jnp.roll(tokens, -k, axis=1))  # Emb(t_{i+k}); tail masked by the loss
@@ -204,14 +205,15 @@ def _check_tokens(cfg: ModelConfig, tokens):
 
 def forward(cfg: ModelConfig, params: Params, tokens: jax.Array, *,
             positions: jax.Array | None = None, segment_ids: jax.Array | None = None,
-            cache: Params | None = None, return_aux: bool = False):
+            cache: Params | None = None, return_aux: bool = False, last_only: bool = False):
   """Runs the decoder.
 
   tokens [B, T] int; positions [B, T] (default 0..T-1; with a cache, the slots the
   tokens are written to); segment_ids [B, T] (default 1; 0 marks padding, tokens attend
   only within their segment, so packed sequences stay apart).
 
-  Returns logits [B, T, V] float32; `(logits, new_cache)` when a cache is given;
+  Returns logits [B, T, V] float32 ([B, 1, V] for the last position only with
+  last_only, as a prefill needs); `(logits, new_cache)` when a cache is given;
   with return_aux, one more element: {"expert_load": [L_moe, E], "balance_loss": (),
   "mtp_logits": [n_mtp, B, T, V], "mtp_expert_load": [n_mtp, E]} as the config
   enables them.
@@ -225,7 +227,8 @@ def forward(cfg: ModelConfig, params: Params, tokens: jax.Array, *,
     segment_ids = jnp.ones((B, T), jnp.int32)
   chex.assert_shape([positions, segment_ids], (B, T))
   logits, new_cache, aux = Transformer(cfg).apply(
-      params, tokens, positions.astype(jnp.int32), segment_ids.astype(jnp.int32), cache)
+      params, tokens, positions.astype(jnp.int32), segment_ids.astype(jnp.int32), cache,
+      last_only)
   out = (logits,) if cache is None else (logits, new_cache)
   if return_aux:
     out += (aux,)

@@ -1,0 +1,294 @@
+"""Batched generation with per-token log-probs: the rollout engine.
+
+`generate` runs in three steps, none of which returns to Python per token:
+  1. host: check the inputs, left-pad the B prompts to a common length P (a multiple of
+     `pad_multiple`, so few distinct shapes get compiled); a token's position is its column
+     and pads have segment 0, so they sit in cache slots no real token attends to;
+  2. `_prefill` (jitted): one forward pass over the B prompts into a P-slot cache;
+  3. `_decode` (jitted): repeat each prompt's cache rows n times (row = prompt·n + j, so
+     a group shares one prefill), widen the cache to P + max_new_tokens slots, and sample
+     in a `lax.while_loop` that stops once every row has stopped. Stopped rows emit
+     `pad_id` with mask 0 and segment 0.
+
+Randomness: the key of row r at step t is fold_in(fold_in(key(seed), r), t), so a row's
+draws depend on the seed and its row index only, not on the other rows of the batch.
+
+Stops: stop_token_ids and stop_sequences become one [Ns, L] array of right-aligned
+sequences (left-filled with a wildcard); a row stops when its last L generated tokens
+match one of them. Its shape is bucketed, so changing the stop ids does not recompile.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import math
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from r1jax.models import ModelConfig, forward, init_cache
+from r1jax.sampling.processors import sample_token
+
+_WILDCARD, _NEVER = -1, -2  # entries of the stop array: matches anything / nothing
+
+
+def _round_up(x: int, m: int) -> int:
+  return -(-x // m) * m
+
+
+@dataclasses.dataclass(frozen=True)
+class SamplingParams:
+  """How to sample. See `processors` for the order of temperature / top-k / top-p / min-p.
+
+  temperature 0 is greedy. stop_token_ids must include the tokenizer's eos if generation
+  should stop there; stop_sequences are token sequences such as the ids of "</answer>".
+  The stop token or sequence is part of the completion (mask 1).
+  """
+  max_new_tokens: int
+  temperature: float = 1.0
+  top_k: int = 0  # 0: off
+  top_p: float = 1.0
+  min_p: float = 0.0
+  n: int = 1  # completions per prompt
+  seed: int = 0
+  stop_token_ids: tuple[int, ...] = ()
+  stop_sequences: tuple[tuple[int, ...], ...] = ()
+
+  def __post_init__(self):
+    def bad(field, msg):
+      raise ValueError(f"SamplingParams.{field}: {msg}, got {getattr(self, field)!r}")
+
+    if not isinstance(self.max_new_tokens, (int, np.integer)) or self.max_new_tokens < 1:
+      bad("max_new_tokens", "must be an integer >= 1")
+    if not isinstance(self.n, (int, np.integer)) or self.n < 1:
+      bad("n", "must be an integer >= 1 (completions per prompt)")
+    if not math.isfinite(self.temperature) or self.temperature < 0:
+      bad("temperature", "must be >= 0 (0 is greedy)")
+    if not isinstance(self.top_k, (int, np.integer)) or self.top_k < 0:
+      bad("top_k", "must be an integer >= 0 (0 turns top-k off)")
+    if not 0.0 < self.top_p <= 1.0:
+      bad("top_p", "must lie in (0, 1] (1 turns top-p off)")
+    if not 0.0 <= self.min_p < 1.0:
+      bad("min_p", "must lie in [0, 1) (0 turns min-p off)")
+    if not isinstance(self.seed, (int, np.integer)) or not 0 <= self.seed < 2**64:
+      bad("seed", "must be an integer in [0, 2**64)")
+    try:  # lists (e.g. from tokenizer.encode) become tuples, so the params stay hashable
+      ids = tuple(int(i) for i in self.stop_token_ids)
+      seqs = tuple(tuple(int(i) for i in s) for s in self.stop_sequences)
+    except (TypeError, ValueError):
+      raise ValueError("SamplingParams: stop_token_ids must be ints and stop_sequences "
+                       f"sequences of ints, got {self.stop_token_ids!r}, "
+                       f"{self.stop_sequences!r}") from None
+    object.__setattr__(self, "stop_token_ids", ids)
+    object.__setattr__(self, "stop_sequences", seqs)
+    if any(i < 0 for i in ids):
+      bad("stop_token_ids", "must be non-negative token ids")
+    if any(not s or min(s) < 0 for s in seqs):
+      bad("stop_sequences", "must be non-empty sequences of non-negative token ids")
+
+
+@dataclasses.dataclass(frozen=True)
+class GenerationResult:
+  """R = B·n rows, row = prompt·n + j; M = max_new_tokens.
+
+  tokens [R, M] int32 (pad_id where mask is 0); mask [R, M] int32 (1 for generated tokens,
+  up to and including the stop); logps_sampling, logps_model [R, M] float32 (0 where
+  masked): log-probs under the processed distribution and under the model; lengths [R];
+  finish_reason: "stop" or "length" per row; prompt_index [R] (numpy).
+  """
+  tokens: jax.Array
+  mask: jax.Array
+  logps_sampling: jax.Array
+  logps_model: jax.Array
+  lengths: jax.Array
+  finish_reason: tuple[str, ...]
+  prompt_index: np.ndarray
+
+
+# ----------------------------------------------------------------- compiled parts
+
+
+@functools.partial(jax.jit, static_argnums=(0, 4))
+def _prefill(cfg: ModelConfig, params, tokens, segment_ids, cache_dtype: str):
+  """tokens, segment_ids [B, P] -> (logits of the last column [B, V], cache of P slots)."""
+  B, P = tokens.shape
+  positions = jnp.broadcast_to(jnp.arange(P, dtype=jnp.int32), (B, P))
+  cache = init_cache(cfg, B, P, jnp.dtype(cache_dtype))
+  logits, cache = forward(cfg, params, tokens, positions=positions, segment_ids=segment_ids,
+                          cache=cache, last_only=True)
+  return logits[:, 0], cache
+
+
+def _cache_axes(cfg: ModelConfig):
+  """(batch axis, slot axis) of every leaf of `init_cache`'s tree, read from its shapes."""
+  def shapes(b, s):
+    return jax.eval_shape(functools.partial(init_cache, cfg, b, s, jnp.float32))
+
+  def axes(one, wide, long):
+    diff = lambda other: [i for i, (x, y) in enumerate(zip(one.shape, other.shape)) if x != y]
+    return diff(wide)[0], diff(long)[0]
+
+  return jax.tree.map(axes, shapes(1, 1), shapes(2, 1), shapes(1, 2))
+
+
+def _expand_cache(cfg: ModelConfig, cache, n: int, extra: int):
+  """Repeats every batch row n times and appends `extra` empty slots (segment 0)."""
+  def expand(leaf, ax):
+    b, s = ax
+    leaf = jnp.repeat(leaf, n, axis=b) if n > 1 else leaf
+    pad = [(0, extra if i == s else 0) for i in range(leaf.ndim)]
+    return jnp.pad(leaf, pad)
+
+  return jax.tree.map(expand, cache, _cache_axes(cfg))
+
+
+def _stop_hit(recent: jax.Array, stops: jax.Array) -> jax.Array:
+  """recent [R, L] last generated tokens, stops [Ns, L] right-aligned -> bool [R]."""
+  eq = (recent[:, None, :] == stops[None]) | (stops[None] == _WILDCARD)
+  return jnp.any(jnp.all(eq, axis=-1), axis=-1)
+
+
+@functools.partial(jax.jit, static_argnums=(0, 1))
+def _decode(cfg: ModelConfig, sp: SamplingParams, params, cache, logits, seed, stops, pad_id):
+  """Samples M = sp.max_new_tokens tokens for R = B·n rows.
+
+  cache: the prefill cache (B rows, P slots); logits [B, V] of the last prompt column;
+  seed uint32 [2]; stops [Ns, L] int32; pad_id int32 scalar. sp is static (its seed and
+  stops are ignored here). Returns tokens, mask, logps_sampling, logps_model [R, M] and
+  stopped [R] bool.
+  """
+  n, M = sp.n, sp.max_new_tokens
+  P = cache["segment_ids"].shape[1]
+  R = logits.shape[0] * n
+  cache = _expand_cache(cfg, cache, n, M)
+  base = jax.random.fold_in(jax.random.key(seed[0]), seed[1])
+  row_keys = jax.vmap(jax.random.fold_in, (None, 0))(base, jnp.arange(R))
+
+  def emit(s, t, logits_rv):
+    """Samples token t for every live row and records it."""
+    keys = jax.vmap(jax.random.fold_in, (0, None))(row_keys, t)
+    token, lp_s, lp_m = sample_token(keys, logits_rv, sp)
+    live = ~s["done"]
+    token = jnp.where(live, token, pad_id)
+    recent = jnp.concatenate([s["recent"][:, 1:], token[:, None]], axis=1)
+    hit = _stop_hit(recent, stops) & live
+    col = lambda buf, v: jax.lax.dynamic_update_index_in_dim(buf, v.astype(buf.dtype), t, 1)
+    return dict(s, t=t + 1, recent=recent, done=s["done"] | hit, stopped=s["stopped"] | hit,
+                tokens=col(s["tokens"], token), mask=col(s["mask"], live),
+                lp_s=col(s["lp_s"], jnp.where(live, lp_s, 0.0)),
+                lp_m=col(s["lp_m"], jnp.where(live, lp_m, 0.0)))
+
+  def step(s):
+    """Feeds token t-1 at slot P+t-1 and samples token t."""
+    t = s["t"]
+    prev = jax.lax.dynamic_index_in_dim(s["tokens"], t - 1, axis=1)  # [R, 1]
+    positions = jnp.full((R, 1), P - 1, jnp.int32) + t
+    segment_ids = (~s["done"]).astype(jnp.int32)[:, None]
+    logits_r1v, new_cache = forward(cfg, params, prev, positions=positions,
+                                    segment_ids=segment_ids, cache=s["cache"])
+    return emit(dict(s, cache=new_cache), t, logits_r1v[:, 0])
+
+  zeros = jnp.zeros((R, M), jnp.float32)
+  state = dict(t=jnp.int32(0), cache=cache,
+               recent=jnp.full((R, stops.shape[1]), _WILDCARD, jnp.int32),
+               done=jnp.zeros((R,), bool), stopped=jnp.zeros((R,), bool),
+               tokens=jnp.full((R, M), pad_id, jnp.int32), mask=jnp.zeros((R, M), jnp.int32),
+               lp_s=zeros, lp_m=zeros)
+  state = emit(state, jnp.int32(0), jnp.repeat(logits, n, axis=0))
+  state = jax.lax.while_loop(lambda s: (s["t"] < M) & ~jnp.all(s["done"]), step, state)
+  return state["tokens"], state["mask"], state["lp_s"], state["lp_m"], state["stopped"]
+
+
+# ----------------------------------------------------------------- host side
+
+
+def _stop_array(sp: SamplingParams) -> np.ndarray:
+  """Stop ids and sequences as [Ns, L] int32, right-aligned; shapes bucketed to 4."""
+  seqs = [(i,) for i in sp.stop_token_ids] + list(sp.stop_sequences)
+  L = _round_up(max([len(s) for s in seqs], default=1), 4)
+  out = np.full((_round_up(max(len(seqs), 1), 4), L), _NEVER, np.int32)
+  for row, s in enumerate(seqs):
+    out[row] = _WILDCARD
+    out[row, L - len(s):] = s
+  return out
+
+
+def _check_inputs(cfg: ModelConfig, prompts, sp: SamplingParams, pad_id: int) -> None:
+  if not isinstance(sp, SamplingParams):
+    raise TypeError(f"generate needs a SamplingParams, got {type(sp).__name__}")
+  if len(prompts) == 0:
+    raise ValueError("generate got no prompts; pass a non-empty list of token-id lists")
+  V, ctx, M = cfg.vocab_size, cfg.max_position_embeddings, sp.max_new_tokens
+  for i, p in enumerate(prompts):
+    if len(p) == 0:
+      raise ValueError(f"prompt {i} is empty; every prompt needs at least one token "
+                       "(e.g. the tokenizer's bos)")
+    if len(p) + M > ctx:
+      raise ValueError(f"prompt {i}: prompt of {len(p)} tokens + max_new_tokens {M} exceeds "
+                       f"the model's context {ctx} (cfg.max_position_embeddings of "
+                       f"{cfg.name!r}); shorten the prompt or lower max_new_tokens")
+    ids = np.asarray(p)
+    if ids.ndim != 1 or not np.issubdtype(ids.dtype, np.integer):
+      raise ValueError(f"prompt {i} must be a flat list of token ids, got {p!r:.80}")
+    if ids.min() < 0 or ids.max() >= V:
+      raise ValueError(f"prompt {i} has token ids outside [0, vocab_size={V}) of model "
+                       f"{cfg.name!r}: {ids[(ids < 0) | (ids >= V)][:5].tolist()}")
+  if not 0 <= pad_id < V:
+    raise ValueError(f"pad_id={pad_id} must lie in [0, vocab_size={V})")
+  stop_ids = set(sp.stop_token_ids).union(*map(set, sp.stop_sequences))
+  if stop_ids and max(stop_ids) >= V:
+    raise ValueError(f"stop ids {sorted(i for i in stop_ids if i >= V)} lie outside "
+                     f"[0, vocab_size={V}) of model {cfg.name!r}")
+
+
+def generate(cfg: ModelConfig, params, prompts: list[list[int]], sp: SamplingParams, *,
+             pad_id: int = 0, cache_dtype=None, pad_multiple: int = 16) -> GenerationResult:
+  """Samples sp.n completions of sp.max_new_tokens tokens for each prompt.
+
+  prompts: B lists of token ids (any lengths). cache_dtype: that of the decode cache
+  (default cfg.dtype, which loses nothing: the cached values are computed in cfg.dtype).
+  Returns a `GenerationResult` with R = B·n rows, prompt p's group in rows p·n .. p·n+n-1.
+  """
+  _check_inputs(cfg, prompts, sp, pad_id)
+  B, longest = len(prompts), max(len(p) for p in prompts)
+  P = max(longest, min(_round_up(longest, pad_multiple),
+                       cfg.max_position_embeddings - sp.max_new_tokens))
+  tokens = np.full((B, P), pad_id, np.int32)
+  segment_ids = np.zeros((B, P), np.int32)
+  for i, p in enumerate(prompts):
+    tokens[i, P - len(p):] = p
+    segment_ids[i, P - len(p):] = 1
+  dtype = jnp.dtype(cache_dtype or cfg.dtype).name
+  logits, cache = _prefill(cfg, params, jnp.asarray(tokens), jnp.asarray(segment_ids), dtype)
+  seed = np.array([sp.seed & 0xFFFFFFFF, sp.seed >> 32], np.uint32)
+  static = dataclasses.replace(sp, seed=0, stop_token_ids=(), stop_sequences=())
+  out, mask, lp_s, lp_m, stopped = _decode(cfg, static, params, cache, logits, seed,
+                                           jnp.asarray(_stop_array(sp)), jnp.int32(pad_id))
+  return GenerationResult(
+      tokens=out, mask=mask, logps_sampling=lp_s, logps_model=lp_m, lengths=mask.sum(axis=1),
+      finish_reason=tuple("stop" if s else "length" for s in np.asarray(stopped)),
+      prompt_index=np.repeat(np.arange(B), sp.n))
+
+
+def generate_text(cfg: ModelConfig, params, tokenizer, prompts: list[str],
+                  sp: SamplingParams) -> list[list[str]]:
+  """sp.n decoded completions per prompt string.
+
+  Prompts are encoded with a bos; the tokenizer's eos is added to the stop ids. A
+  completion is decoded without padding and without the stop token that ended it
+  (a matched stop sequence, e.g. "</answer>", is kept: it is part of the text).
+  """
+  if tokenizer.eos_id not in sp.stop_token_ids:
+    sp = dataclasses.replace(sp, stop_token_ids=sp.stop_token_ids + (tokenizer.eos_id,))
+  ids = [tokenizer.encode(text, add_bos=True) for text in prompts]
+  res = generate(cfg, params, ids, sp, pad_id=tokenizer.pad_id)
+  tokens, mask = np.asarray(res.tokens), np.asarray(res.mask).astype(bool)
+  texts = []
+  for row, reason in enumerate(res.finish_reason):
+    kept = tokens[row][mask[row]].tolist()
+    if reason == "stop" and kept[-1] in sp.stop_token_ids:
+      kept = kept[:-1]
+    texts.append(tokenizer.decode(kept))
+  return [texts[i * sp.n:(i + 1) * sp.n] for i in range(len(prompts))]
