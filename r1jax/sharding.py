@@ -106,6 +106,11 @@ def batch_sharding(mesh: Mesh, rules=DEFAULT_RULES, ndim: int = 2) -> NamedShard
   return NamedSharding(mesh, spec)
 
 
+def shard_batch(batch, mesh: Mesh, rules=DEFAULT_RULES):
+  """Places every [batch, ...] leaf of `batch` with its leading axis split by "batch"."""
+  return jax.tree.map(lambda x: jax.device_put(x, batch_sharding(mesh, rules, np.ndim(x))), batch)
+
+
 def init_sharded_params(cfg: ModelConfig, rng: jax.Array, mesh: Mesh, rules=DEFAULT_RULES):
   """Parameters created directly in their shards: no host ever holds the whole model."""
   check_divisibility(cfg, mesh)

@@ -1,0 +1,53 @@
+"""R1-Zero (R1 §2.2): GRPO straight from the base model with rule-based rewards.
+
+    python -m r1jax.train --config=configs/grpo_zero.py
+
+The embedded default runs `deepseek_v3_tiny` from the base made by
+`configs/pretrain_tiny.py` on held-out-split 2-digit addition, with the R1-Zero
+template, accuracy + format rewards, G = 8 completions for 16 prompts per step, KL 0.001
+and T = 1.0 as in the paper. Override anything: `--config.rl.beta=0.0`.
+"""
+
+import ml_collections
+
+from configs import pretrain_tiny
+
+
+def get_config() -> ml_collections.ConfigDict:
+  c = pretrain_tiny.get_config()
+  c.stage = "grpo"
+  c.init_from = "workdirs/pretrain_tiny"  # an r1jax workdir or a Hugging Face checkpoint dir
+
+  c.data = ml_collections.ConfigDict()
+  c.data.train = "arithmetic:train"
+  c.data.num_train = 7000
+  c.data.eval = "arithmetic:test"
+  c.data.num_eval = 128
+  c.data.template = "r1_zero"
+
+  c.rl = ml_collections.ConfigDict()
+  c.rl.prompts_per_step = 16
+  c.rl.num_generations = 8  # G
+  c.rl.max_new_tokens = 40
+  c.rl.temperature = 1.0
+  c.rl.top_p = 1.0
+  c.rl.top_k = 0
+  c.rl.stop_strings = ("</answer>",)
+  c.rl.loss = "grpo"  # grpo | dr_grpo | dapo | gspo (r1jax.rl.grpo.LOSS_PRESETS)
+  c.rl.beta = 0.001  # KL coefficient (R1-Zero)
+  c.rl.epsilon = 0.2
+  c.rl.epsilon_high = ml_collections.FieldReference(None, field_type=float)
+  c.rl.num_iterations = 1  # μ: updates per rollout
+  c.rl.rewards = ml_collections.ConfigDict(dict(accuracy=1.0, format=1.0))
+
+  c.eval = ml_collections.ConfigDict()
+  c.eval.temperature = 1.0  # pass@1 of the distribution RL optimises
+  c.eval.top_p = 1.0
+
+  c.optim.learning_rate = 1e-3
+  c.optim.warmup_steps = 5
+  c.train.num_steps = 100
+  c.train.log_every = 1
+  c.train.eval_every = 25
+  c.train.save_every = 25
+  return c

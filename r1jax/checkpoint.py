@@ -1,0 +1,102 @@
+"""Orbax checkpoints of a run: train state, data-iterator state, and what model it was.
+
+A checkpoint under `<workdir>/checkpoints/<step>/` holds
+  weights: {"params", "buffers"} — what a later stage starts from (`restore_weights`)
+  train:   the rest of the train state (optimizer state, step, reference model, ...)
+  meta:    JSON — the model config, the data iterator's state, the config that made it.
+Orbax writes each step into a temporary directory and renames it when complete, so a
+crash mid-save leaves the previous checkpoint as the latest one; a restart never loads a
+half-written step.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from typing import Any
+
+import jax
+import orbax.checkpoint as ocp
+
+from r1jax.models import ModelConfig
+
+
+def model_config_dict(cfg: ModelConfig) -> dict[str, Any]:
+  return dataclasses.asdict(cfg)
+
+
+def model_config_from_dict(d: dict[str, Any]) -> ModelConfig:
+  return ModelConfig(**d)
+
+
+class Checkpointer:
+  """Saves and restores `(state, meta)` under `<workdir>/checkpoints`."""
+
+  def __init__(self, workdir: str, *, max_to_keep: int = 2, async_save: bool = True):
+    self.directory = os.path.abspath(os.path.join(workdir, "checkpoints"))
+    self._manager = ocp.CheckpointManager(
+        self.directory,
+        options=ocp.CheckpointManagerOptions(max_to_keep=max_to_keep, create=True,
+                                             enable_async_checkpointing=async_save))
+
+  def latest_step(self) -> int | None:
+    return self._manager.latest_step()
+
+  def save(self, step: int, state: dict, meta: dict[str, Any], *, force: bool = False) -> None:
+    weights, train = _split(state)
+    self._manager.save(step, args=ocp.args.Composite(
+        weights=ocp.args.StandardSave(weights), train=ocp.args.StandardSave(train),
+        meta=ocp.args.JsonSave(meta)), force=force)
+
+  def _step(self, step: int | None) -> int:
+    step = self.latest_step() if step is None else step
+    if step is None:
+      raise FileNotFoundError(f"no checkpoint under {self.directory}")
+    return step
+
+  def restore_meta(self, step: int | None = None) -> dict[str, Any]:
+    return self._manager.restore(self._step(step),
+                                 args=ocp.args.Composite(meta=ocp.args.JsonRestore()))["meta"]
+
+  def restore_weights(self, abstract_weights, step: int | None = None):
+    """{"params", "buffers"} of `step` (default: latest), placed as `abstract_weights` says."""
+    return self._manager.restore(self._step(step), args=ocp.args.Composite(
+        weights=ocp.args.StandardRestore(abstract_weights)))["weights"]
+
+  def restore(self, abstract_state: dict, step: int | None = None):
+    """(state, meta) of `step` (default: latest); `abstract_state` gives shapes and shardings."""
+    weights, train = _split(abstract_state)
+    out = self._manager.restore(self._step(step), args=ocp.args.Composite(
+        weights=ocp.args.StandardRestore(weights), train=ocp.args.StandardRestore(train),
+        meta=ocp.args.JsonRestore()))
+    return {**out["weights"], **out["train"]}, out["meta"]
+
+  def wait(self) -> None:
+    self._manager.wait_until_finished()
+
+  def close(self) -> None:
+    self._manager.wait_until_finished()
+    self._manager.close()
+
+
+def _split(state: dict) -> tuple[dict, dict]:
+  weights = {k: state[k] for k in ("params", "buffers")}
+  return weights, {k: v for k, v in state.items() if k not in weights}
+
+
+def check_same_model(saved: dict[str, Any], cfg: ModelConfig, directory: str) -> None:
+  """A clear error when a workdir's checkpoint belongs to a different model."""
+  mine = model_config_dict(cfg)
+  diff = {k: (saved.get(k), v) for k, v in mine.items() if saved.get(k) != v
+          and k not in ("dtype", "param_dtype", "remat", "attention_impl", "moe_dispatch",
+                        "capacity_factor")}
+  if diff:
+    shown = ", ".join(f"{k}: checkpoint {a!r} vs config {b!r}" for k, (a, b) in list(diff.items())[:6])
+    raise ValueError(f"the checkpoint in {directory} was written for a different model ({shown}). "
+                     "Use a fresh --workdir, or set the config's model to match.")
+
+
+def abstract(tree):
+  """ShapeDtypeStructs (with shardings) of a pytree of arrays, for `restore`."""
+  return jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype,
+                                                     sharding=getattr(x, "sharding", None)), tree)

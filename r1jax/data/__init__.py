@@ -1,0 +1,1 @@
+"""Data: prompt datasets, synthetic tasks, and token batches."""

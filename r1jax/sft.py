@@ -1,0 +1,65 @@
+"""Next-token losses: pretraining and SFT are the same masked cross-entropy.
+
+A token batch is {"tokens", "loss_mask", "segment_ids", "positions"}, all [B, L] int32;
+loss_mask[b, t] = 1 when tokens[b, t] is a target (predicted from position t − 1), so
+SFT masks the prompt and pretraining masks only padding.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable, Sequence
+
+import chex
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from r1jax.models import ModelConfig, forward, mtp_loss
+
+
+def token_batch(sequences: Sequence[Sequence[int]], targets: Sequence[Sequence[int]] | None,
+                length: int, pad_id: int) -> dict[str, np.ndarray]:
+  """Right-pads token lists to `length` (longer ones are cut) into a token batch.
+
+  targets[i][t] = 1 marks token t of sequence i as trained on (default: every token).
+  """
+  B = len(sequences)
+  batch = {k: np.zeros((B, length), np.int32) for k in ("tokens", "loss_mask", "segment_ids")}
+  batch["tokens"][:] = pad_id
+  for i, seq in enumerate(sequences):
+    seq = list(seq)[:length]
+    n = len(seq)
+    batch["tokens"][i, :n] = seq
+    batch["segment_ids"][i, :n] = 1
+    mask = [1] * n if targets is None else list(targets[i])[:n]
+    batch["loss_mask"][i, :n] = mask
+  batch["positions"] = np.broadcast_to(np.arange(length, dtype=np.int32), (B, length)).copy()
+  return batch
+
+
+def make_lm_loss(cfg: ModelConfig) -> Callable:
+  """loss_fn(params, batch) -> (mean NLL over target tokens, (metrics, model aux))."""
+
+  def loss_fn(params: dict[str, Any], batch: dict[str, jax.Array]):
+    tokens = batch["tokens"]
+    chex.assert_rank(tokens, 2)
+    logits, aux = forward(cfg, params, tokens[:, :-1], positions=batch["positions"][:, :-1],
+                          segment_ids=batch["segment_ids"][:, :-1], return_aux=True)
+    mask = batch["loss_mask"][:, 1:].astype(jnp.float32)
+    logp = jax.nn.log_softmax(logits)
+    nll = -jnp.take_along_axis(logp, tokens[:, 1:, None], axis=-1)[..., 0]
+    n = jnp.maximum(mask.sum(), 1.0)
+    loss = (nll * mask).sum() / n
+    correct = (jnp.argmax(logits, -1) == tokens[:, 1:]).astype(jnp.float32)
+    metrics = {"nll": loss, "token_accuracy": (correct * mask).sum() / n}
+    if "balance_loss" in aux:
+      loss = loss + aux["balance_loss"]
+    if "mtp_logits" in aux:
+      # MTP module k at position i predicts t_{i+k+1}; its targets follow the same mask.
+      full_mask = batch["loss_mask"][:, :-1]
+      metrics["mtp_loss"] = mtp_loss(aux["mtp_logits"], tokens[:, :-1], full_mask,
+                                     cfg.mtp_loss_weight)
+      loss = loss + metrics["mtp_loss"]
+    return loss, (metrics, aux)
+
+  return loss_fn

@@ -1,0 +1,201 @@
+"""The one train loop: `python -m r1jax.train --config=configs/grpo_zero.py --workdir=...`.
+
+`config.stage` picks the batch source and the loss; the update step is the same pure,
+jitted function for every stage:
+
+    pretrain / sft   token batches from text -> masked next-token loss (r1jax.sft)
+    grpo             rollouts scored by rewards -> GRPO policy loss (r1jax.rl.rollout)
+
+Each run writes `<workdir>/metrics.jsonl`, TensorBoard events and orbax checkpoints, and
+resumes from its latest checkpoint when started again with the same workdir.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import time
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+import optax
+from tqdm import tqdm
+
+from r1jax import checkpoint as ckpt_lib
+from r1jax import sharding
+from r1jax.metrics import MetricsWriter
+from r1jax.models import ModelConfig, init_params, presets, update_router_biases
+from r1jax.tokenizers import load_tokenizer
+
+State = dict[str, Any]
+
+
+def model_config(config: ml_collections.ConfigDict) -> ModelConfig:
+  return presets.get(config.model, **dict(config.get("model_overrides", {})))
+
+
+def make_optimizer(config: ml_collections.ConfigDict) -> optax.GradientTransformation:
+  """AdamW with linear warm-up then cosine decay, after global-norm clipping."""
+  o = config.optim
+  schedule = optax.warmup_cosine_decay_schedule(
+      0.0, o.learning_rate, max(o.warmup_steps, 1), max(config.train.num_steps, o.warmup_steps + 1),
+      end_value=o.learning_rate * o.get("final_lr_fraction", 0.1))
+  return optax.chain(optax.clip_by_global_norm(o.grad_clip),
+                     optax.adamw(schedule, b1=o.b1, b2=o.b2, weight_decay=o.weight_decay))
+
+
+def make_train_step(cfg: ModelConfig, loss_fn, optimizer):
+  """(state, batch) -> (state, metrics): one optimizer update; skipped if not finite.
+
+  `loss_fn(params, batch) -> (loss, (metrics, model_aux))` with params = {"params",
+  "buffers"}. MoE router biases move by the aux-loss-free rule from the step's loads.
+  """
+  def step(state: State, batch: dict[str, jax.Array]):
+    def f(p):
+      return loss_fn({"params": p, "buffers": state["buffers"]}, batch)
+
+    (loss, (metrics, aux)), grads = jax.value_and_grad(f, has_aux=True)(state["params"])
+    updates, opt_state = optimizer.update(grads, state["opt_state"], state["params"])
+    params = optax.apply_updates(state["params"], updates)
+    buffers = update_router_biases(cfg, state["buffers"], aux) if cfg.is_moe else state["buffers"]
+    grad_norm = optax.global_norm(grads)
+    finite = jnp.isfinite(loss) & jnp.isfinite(grad_norm)
+    keep = lambda new, old: jax.tree.map(lambda a, b: jnp.where(finite, a, b), new, old)
+    new_state = dict(state, params=keep(params, state["params"]),
+                     opt_state=keep(opt_state, state["opt_state"]),
+                     buffers=keep(buffers, state["buffers"]),
+                     step=state["step"] + 1,
+                     skipped=state["skipped"] + (~finite).astype(jnp.int32))
+    metrics = dict(metrics, loss=loss, grad_norm=grad_norm, skipped_steps=new_state["skipped"])
+    return new_state, metrics
+
+  return jax.jit(step, donate_argnums=0)
+
+
+def _init_weights(config, cfg: ModelConfig, rng, mesh):
+  """Parameters to start from: config.init_from (r1jax workdir or HF dir) or random."""
+  src = config.get("init_from", "")
+  if not src:
+    return sharding.init_sharded_params(cfg, rng, mesh)
+  if os.path.exists(os.path.join(src, "config.json")):
+    from r1jax.models.hf import load_hf_checkpoint
+    hf_cfg, params = load_hf_checkpoint(src)
+    ckpt_lib.check_same_model(ckpt_lib.model_config_dict(hf_cfg), cfg, src)
+    return sharding.shard_params(cfg, params, mesh)
+  base = ckpt_lib.Checkpointer(src, async_save=False)
+  if base.latest_step() is None:
+    raise FileNotFoundError(f"config.init_from={src!r} holds neither a Hugging Face checkpoint "
+                            "(config.json) nor r1jax checkpoints (checkpoints/<step>)")
+  ckpt_lib.check_same_model(base.restore_meta()["model"], cfg, src)
+  shapes = jax.eval_shape(lambda: init_params(cfg, rng))
+  target = jax.tree.map(lambda a, s: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=s),
+                        shapes, sharding.param_shardings(cfg, mesh))
+  # Only the weights: the base run's optimizer and data state are not this run's.
+  weights = base.restore_weights(target)
+  base.close()
+  return weights
+
+
+def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[str, float]:
+  """Runs `config` in `workdir` (resuming if it holds a checkpoint); returns the last metrics."""
+  from r1jax import stages  # the stage registry imports the heavier pieces lazily
+
+  cfg = model_config(config)
+  tokenizer = load_tokenizer(config.tokenizer)
+  if tokenizer.vocab_size > cfg.vocab_size:
+    raise ValueError(f"tokenizer {config.tokenizer!r} has {tokenizer.vocab_size} ids but model "
+                     f"{cfg.name!r} only {cfg.vocab_size}; pick a matching model or tokenizer")
+  mesh = sharding.make_mesh(dict(config.mesh))
+  stage = stages.make_stage(config, cfg, tokenizer, mesh)
+  optimizer = make_optimizer(config)
+  checkpointer = ckpt_lib.Checkpointer(workdir, max_to_keep=config.train.get("keep_checkpoints", 2))
+  writer = MetricsWriter(workdir)
+
+  rng = jax.random.key(config.seed)
+  eval_rng = jax.random.fold_in(rng, 2**31 - 1)
+  with mesh:
+    weights = _init_weights(config, cfg, jax.random.fold_in(rng, 0), mesh)
+    state: State = {"params": weights["params"], "buffers": weights["buffers"],
+                    "opt_state": optimizer.init(weights["params"]),
+                    "step": jnp.zeros((), jnp.int32), "skipped": jnp.zeros((), jnp.int32)}
+    state.update(stage.extra_state(weights))
+    meta = {"model": ckpt_lib.model_config_dict(cfg), "config": config.to_json_best_effort()}
+    if checkpointer.latest_step() is not None:
+      saved_meta = checkpointer.restore_meta()
+      ckpt_lib.check_same_model(saved_meta["model"], cfg, checkpointer.directory)
+      state, saved_meta = checkpointer.restore(ckpt_lib.abstract(state))
+      stage.set_data_state(saved_meta.get("data"))
+      logging.warning("resumed from step %d in %s", int(state["step"]), workdir)
+
+    train_step = make_train_step(cfg, stage.loss_fn, optimizer)
+    start, total = int(state["step"]), config.train.num_steps
+    interrupted = []
+    prev = signal.signal(signal.SIGTERM, lambda *_: interrupted.append(True))
+    last: dict[str, float] = {}
+    bar = tqdm(total=total, initial=start, desc=config.stage, dynamic_ncols=True,
+               disable=jax.process_index() != 0)
+    try:
+      for step in range(start, total):
+        t0 = time.perf_counter()
+        batch, host_metrics = stage.next_batch(state, jax.random.fold_in(rng, step + 1))
+        for _ in range(stage.updates_per_batch):
+          state, metrics = train_step(state, batch)
+        metrics = {k: float(v) for k, v in jax.device_get(metrics).items()}
+        metrics.update(host_metrics)
+        metrics["time/step_s"] = time.perf_counter() - t0
+        if int(state["skipped"]) > config.train.get("max_skipped_steps", 20):
+          raise FloatingPointError(f"{int(state['skipped'])} updates skipped for non-finite loss "
+                                   f"or gradients (limit train.max_skipped_steps); last metrics: {metrics}")
+        done = step + 1
+        if config.train.eval_every and (done % config.train.eval_every == 0 or done == total):
+          metrics.update(stage.evaluate(state, jax.random.fold_in(eval_rng, done)))
+        if done % config.train.log_every == 0 or done == total or "eval/accuracy" in metrics:
+          writer.write(done, metrics)
+          samples = stage.samples()
+          if samples:
+            writer.write_texts(done, "samples", samples)
+        bar.set_postfix({k: f"{metrics[k]:.3g}" for k in stage.progress_keys if k in metrics})
+        bar.update(1)
+        last = metrics
+        if done % config.train.save_every == 0 or done == total or interrupted:
+          checkpointer.save(done, state, dict(meta, data=stage.data_state()), force=True)
+        if interrupted:
+          logging.warning("SIGTERM: saved step %d, stopping", done)
+          break
+    except KeyboardInterrupt:
+      step_now = int(state["step"])
+      checkpointer.save(step_now, state, dict(meta, data=stage.data_state()), force=True)
+      logging.warning("interrupted: saved step %d", step_now)
+      raise
+    finally:
+      bar.close()
+      signal.signal(signal.SIGTERM, prev)
+      checkpointer.close()
+      writer.close()
+  return last
+
+
+def main(argv):
+  del argv
+  from absl import flags
+  config = flags.FLAGS.config
+  workdir = flags.FLAGS.workdir or os.path.join(
+      "workdirs", os.path.splitext(os.path.basename(flags.FLAGS["config"].config_filename))[0])
+  from absl import logging as absl_logging
+  absl_logging.set_verbosity(absl_logging.WARNING)  # orbax is chatty at INFO
+  print(f"r1jax: stage={config.stage} model={config.model} workdir={workdir}")
+  train_and_evaluate(config, workdir)
+
+
+if __name__ == "__main__":
+  from absl import app, flags
+  from ml_collections import config_flags
+
+  config_flags.DEFINE_config_file("config", None, "experiment config file", lock_config=True)
+  flags.DEFINE_string("workdir", None, "run directory (default: workdirs/<config name>)")
+  flags.mark_flags_as_required(["config"])
+  app.run(main)
