@@ -62,7 +62,7 @@ def make_train_step(cfg: ModelConfig, loss_fn, optimizer):
     updates, opt_state = optimizer.update(grads, state["opt_state"], state["params"])
     params = optax.apply_updates(state["params"], updates)
     buffers = update_router_biases(cfg, state["buffers"], aux) if cfg.is_moe else state["buffers"]
-    grad_norm = optax.global_norm(grads)
+    grad_norm = optax.tree.norm(grads)
     finite = jnp.isfinite(loss) & jnp.isfinite(grad_norm)
     keep = lambda new, old: jax.tree.map(lambda a, b: jnp.where(finite, a, b), new, old)
     new_state = dict(state, params=keep(params, state["params"]),
@@ -123,6 +123,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
                     "opt_state": optimizer.init(weights["params"]),
                     "step": jnp.zeros((), jnp.int32), "skipped": jnp.zeros((), jnp.int32)}
     state.update(stage.extra_state(weights))
+    # Scalars (step, optimizer counts) are made on one device; replicate them on the mesh.
+    state = jax.tree.map(lambda x: x if isinstance(x.sharding, jax.sharding.NamedSharding)
+                         else jax.device_put(x, sharding.replicated(mesh)), state)
     meta = {"model": ckpt_lib.model_config_dict(cfg), "config": config.to_json_best_effort()}
     if checkpointer.latest_step() is not None:
       saved_meta = checkpointer.restore_meta()

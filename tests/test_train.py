@@ -1,0 +1,106 @@
+"""The train loop end to end on the tiny default: pretrain -> GRPO, resume, bad input."""
+
+import jax
+import numpy as np
+import pytest
+
+from configs import grpo_zero, pretrain_tiny
+from r1jax import checkpoint as ckpt_lib
+from r1jax.metrics import read_metrics
+from r1jax.train import train_and_evaluate
+
+
+def _pretrain_config(steps=3):
+  c = pretrain_tiny.get_config()
+  c.data.batch_size = 8
+  c.data.num_eval = 8
+  c.train.num_steps = steps
+  c.train.log_every = 1
+  c.train.eval_every = steps
+  c.train.save_every = 2
+  return c
+
+
+def _weights(workdir):
+  c = ckpt_lib.Checkpointer(str(workdir), async_save=False)
+  state_meta = c.restore_meta()
+  step = c.latest_step()
+  from r1jax.models import init_params
+  cfg = ckpt_lib.model_config_from_dict(state_meta["model"])
+  shapes = jax.eval_shape(lambda: init_params(cfg, jax.random.key(0)))
+  w = c.restore_weights(shapes)
+  c.close()
+  return step, w
+
+
+@pytest.fixture(scope="module")
+def base_workdir(tmp_path_factory):
+  workdir = tmp_path_factory.mktemp("pretrain")
+  train_and_evaluate(_pretrain_config(), str(workdir))
+  return workdir
+
+
+def test_pretrain_writes_metrics_and_checkpoints(base_workdir):
+  rows = read_metrics(str(base_workdir))
+  assert [r["step"] for r in rows] == [1, 2, 3]
+  assert rows[-1]["loss"] < rows[0]["loss"]
+  assert "eval/nll" in rows[-1] and rows[-1]["skipped_steps"] == 0
+  assert _weights(base_workdir)[0] == 3
+
+
+def test_grpo_zero_from_the_base(base_workdir, tmp_path):
+  c = grpo_zero.get_config()
+  c.init_from = str(base_workdir)
+  c.rl.prompts_per_step = 2
+  c.rl.num_generations = 4
+  c.rl.max_new_tokens = 12
+  c.data.num_eval = 8
+  c.train.num_steps = 2
+  c.train.eval_every = 2
+  train_and_evaluate(c, str(tmp_path))
+  rows = read_metrics(str(tmp_path))
+  assert [r["step"] for r in rows] == [1, 2]
+  for key in ("reward/mean", "reward/accuracy", "reward/format", "completion/mean_length",
+              "kl", "loss", "clip_fraction"):
+    assert key in rows[0], key
+  assert "eval/accuracy" in rows[-1]
+  assert 0 < rows[0]["completion/mean_length"] <= 12
+  # the policy starts from the base's weights, not from a random init
+  _, base = _weights(base_workdir)
+  _, after = _weights(tmp_path)
+  emb0, emb1 = base["params"]["embed"], after["params"]["embed"]
+  assert np.abs(np.asarray(emb1) - np.asarray(emb0)).max() < 0.05
+
+
+def test_resume_gives_the_uninterrupted_run(tmp_path):
+  straight = tmp_path / "straight"
+  train_and_evaluate(_pretrain_config(steps=4), str(straight))
+  split = tmp_path / "split"
+  train_and_evaluate(_pretrain_config(steps=2), str(split))
+  train_and_evaluate(_pretrain_config(steps=4), str(split))  # resumes at step 2
+  a, b = read_metrics(str(straight)), read_metrics(str(split))
+  assert [r["step"] for r in b] == [1, 2, 3, 4]
+  np.testing.assert_allclose([r["loss"] for r in b], [r["loss"] for r in a], rtol=1e-6)
+  (_, wa), (_, wb) = _weights(straight), _weights(split)
+  jax.tree.map(lambda x, y: np.testing.assert_allclose(x, y, rtol=1e-6, atol=1e-7), wa, wb)
+
+
+def test_bad_configs(base_workdir, tmp_path):
+  c = grpo_zero.get_config()
+  c.init_from = str(base_workdir)
+  c.rl.num_generations = 1
+  with pytest.raises(ValueError, match="num_generations=1"):
+    train_and_evaluate(c, str(tmp_path / "a"))
+  c = grpo_zero.get_config()
+  c.init_from = str(base_workdir)
+  c.rl.prompts_per_step, c.rl.num_generations = 3, 2
+  with pytest.raises(ValueError, match=r"batch size 6 is not divisible by data×fsdp×expert"):
+    train_and_evaluate(c, str(tmp_path / "b"))
+  c = _pretrain_config()
+  c.model_overrides.dim = 64
+  with pytest.raises(ValueError, match=r"different model \(dim: checkpoint 128 vs config 64"):
+    train_and_evaluate(c, str(base_workdir))
+  c = _pretrain_config()
+  c.stage = "dpo"
+  with pytest.raises(ValueError, match="unknown config.stage='dpo'"):
+    train_and_evaluate(c, str(tmp_path / "c"))
