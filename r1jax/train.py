@@ -117,68 +117,67 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
 
   rng = jax.random.key(config.seed)
   eval_rng = jax.random.fold_in(rng, 2**31 - 1)
-  with mesh:
-    weights = _init_weights(config, cfg, jax.random.fold_in(rng, 0), mesh)
-    state: State = {"params": weights["params"], "buffers": weights["buffers"],
-                    "opt_state": optimizer.init(weights["params"]),
-                    "step": jnp.zeros((), jnp.int32), "skipped": jnp.zeros((), jnp.int32)}
-    state.update(stage.extra_state(weights))
-    # Scalars (step, optimizer counts) are made on one device; replicate them on the mesh.
-    state = jax.tree.map(lambda x: x if isinstance(x.sharding, jax.sharding.NamedSharding)
-                         else jax.device_put(x, sharding.replicated(mesh)), state)
-    meta = {"model": ckpt_lib.model_config_dict(cfg), "config": config.to_json_best_effort()}
-    if checkpointer.latest_step() is not None:
-      saved_meta = checkpointer.restore_meta()
-      ckpt_lib.check_same_model(saved_meta["model"], cfg, checkpointer.directory)
-      state, saved_meta = checkpointer.restore(ckpt_lib.abstract(state))
-      stage.set_data_state(saved_meta.get("data"))
-      logging.warning("resumed from step %d in %s", int(state["step"]), workdir)
+  weights = _init_weights(config, cfg, jax.random.fold_in(rng, 0), mesh)
+  state: State = {"params": weights["params"], "buffers": weights["buffers"],
+                  "opt_state": optimizer.init(weights["params"]),
+                  "step": jnp.zeros((), jnp.int32), "skipped": jnp.zeros((), jnp.int32)}
+  state.update(stage.extra_state(weights))
+  # Scalars (step, optimizer counts) are made on one device; replicate them on the mesh.
+  state = jax.tree.map(lambda x: x if isinstance(x.sharding, jax.sharding.NamedSharding)
+                       else jax.device_put(x, sharding.replicated(mesh)), state)
+  meta = {"model": ckpt_lib.model_config_dict(cfg), "config": config.to_json_best_effort()}
+  if checkpointer.latest_step() is not None:
+    saved_meta = checkpointer.restore_meta()
+    ckpt_lib.check_same_model(saved_meta["model"], cfg, checkpointer.directory)
+    state, saved_meta = checkpointer.restore(ckpt_lib.abstract(state))
+    stage.set_data_state(saved_meta.get("data"))
+    logging.warning("resumed from step %d in %s", int(state["step"]), workdir)
 
-    train_step = make_train_step(cfg, stage.loss_fn, optimizer)
-    start, total = int(state["step"]), config.train.num_steps
-    interrupted = []
-    prev = signal.signal(signal.SIGTERM, lambda *_: interrupted.append(True))
-    last: dict[str, float] = {}
-    bar = tqdm(total=total, initial=start, desc=config.stage, dynamic_ncols=True,
-               disable=jax.process_index() != 0)
-    try:
-      for step in range(start, total):
-        t0 = time.perf_counter()
-        batch, host_metrics = stage.next_batch(state, jax.random.fold_in(rng, step + 1))
-        for _ in range(stage.updates_per_batch):
-          state, metrics = train_step(state, batch)
-        metrics = {k: float(v) for k, v in jax.device_get(metrics).items()}
-        metrics.update(host_metrics)
-        metrics["time/step_s"] = time.perf_counter() - t0
-        if int(state["skipped"]) > config.train.get("max_skipped_steps", 20):
-          raise FloatingPointError(f"{int(state['skipped'])} updates skipped for non-finite loss "
-                                   f"or gradients (limit train.max_skipped_steps); last metrics: {metrics}")
-        done = step + 1
-        if config.train.eval_every and (done % config.train.eval_every == 0 or done == total):
-          metrics.update(stage.evaluate(state, jax.random.fold_in(eval_rng, done)))
-        if done % config.train.log_every == 0 or done == total or "eval/accuracy" in metrics:
-          writer.write(done, metrics)
-          samples = stage.samples()
-          if samples:
-            writer.write_texts(done, "samples", samples)
-        bar.set_postfix({k: f"{metrics[k]:.3g}" for k in stage.progress_keys if k in metrics})
-        bar.update(1)
-        last = metrics
-        if done % config.train.save_every == 0 or done == total or interrupted:
-          checkpointer.save(done, state, dict(meta, data=stage.data_state()), force=True)
-        if interrupted:
-          logging.warning("SIGTERM: saved step %d, stopping", done)
-          break
-    except KeyboardInterrupt:
-      step_now = int(state["step"])
-      checkpointer.save(step_now, state, dict(meta, data=stage.data_state()), force=True)
-      logging.warning("interrupted: saved step %d", step_now)
-      raise
-    finally:
-      bar.close()
-      signal.signal(signal.SIGTERM, prev)
-      checkpointer.close()
-      writer.close()
+  train_step = make_train_step(cfg, stage.loss_fn, optimizer)
+  start, total = int(state["step"]), config.train.num_steps
+  interrupted = []
+  prev = signal.signal(signal.SIGTERM, lambda *_: interrupted.append(True))
+  last: dict[str, float] = {}
+  bar = tqdm(total=total, initial=start, desc=config.stage, dynamic_ncols=True,
+             disable=jax.process_index() != 0)
+  try:
+    for step in range(start, total):
+      t0 = time.perf_counter()
+      batch, host_metrics = stage.next_batch(state, jax.random.fold_in(rng, step + 1))
+      for _ in range(stage.updates_per_batch):
+        state, metrics = train_step(state, batch)
+      metrics = {k: float(v) for k, v in jax.device_get(metrics).items()}
+      metrics.update(host_metrics)
+      metrics["time/step_s"] = time.perf_counter() - t0
+      if int(state["skipped"]) > config.train.get("max_skipped_steps", 20):
+        raise FloatingPointError(f"{int(state['skipped'])} updates skipped for non-finite loss "
+                                 f"or gradients (limit train.max_skipped_steps); last metrics: {metrics}")
+      done = step + 1
+      if config.train.eval_every and (done % config.train.eval_every == 0 or done == total):
+        metrics.update(stage.evaluate(state, jax.random.fold_in(eval_rng, done)))
+      if done % config.train.log_every == 0 or done == total or "eval/accuracy" in metrics:
+        writer.write(done, metrics)
+        samples = stage.samples()
+        if samples:
+          writer.write_texts(done, "samples", samples)
+      bar.set_postfix({k: f"{metrics[k]:.3g}" for k in stage.progress_keys if k in metrics})
+      bar.update(1)
+      last = metrics
+      if done % config.train.save_every == 0 or done == total or interrupted:
+        checkpointer.save(done, state, dict(meta, data=stage.data_state()), force=True)
+      if interrupted:
+        logging.warning("SIGTERM: saved step %d, stopping", done)
+        break
+  except KeyboardInterrupt:
+    step_now = int(state["step"])
+    checkpointer.save(step_now, state, dict(meta, data=stage.data_state()), force=True)
+    logging.warning("interrupted: saved step %d", step_now)
+    raise
+  finally:
+    bar.close()
+    signal.signal(signal.SIGTERM, prev)
+    checkpointer.close()
+    writer.close()
   return last
 
 
