@@ -84,12 +84,17 @@ def _split(state: dict) -> tuple[dict, dict]:
   return weights, {k: v for k, v in state.items() if k not in weights}
 
 
+# Fields that may differ between runs of one model: its name, numerics and training knobs.
+_NOT_ARCHITECTURE = frozenset({
+    "name", "dtype", "param_dtype", "remat", "attention_impl", "moe_dispatch", "capacity_factor",
+    "init_std", "bias_update_rate", "seq_aux_loss_alpha", "mtp_loss_weight"})
+
+
 def check_same_model(saved: dict[str, Any], cfg: ModelConfig, directory: str) -> None:
   """A clear error when a workdir's checkpoint belongs to a different model."""
   mine = model_config_dict(cfg)
-  diff = {k: (saved.get(k), v) for k, v in mine.items() if saved.get(k) != v
-          and k not in ("dtype", "param_dtype", "remat", "attention_impl", "moe_dispatch",
-                        "capacity_factor")}
+  diff = {k: (saved.get(k), v) for k, v in mine.items()
+          if saved.get(k) != v and k not in _NOT_ARCHITECTURE}
   if diff:
     shown = ", ".join(f"{k}: checkpoint {a!r} vs config {b!r}" for k, (a, b) in list(diff.items())[:6])
     raise ValueError(f"the checkpoint in {directory} was written for a different model ({shown}). "

@@ -35,7 +35,23 @@ State = dict[str, Any]
 
 
 def model_config(config: ml_collections.ConfigDict) -> ModelConfig:
-  return presets.get(config.model, **dict(config.get("model_overrides", {})))
+  """config.model names a preset, or is "from_checkpoint": the config.json of init_from."""
+  overrides = dict(config.get("model_overrides", {}))
+  if config.model != "from_checkpoint":
+    return presets.get(config.model, **overrides)
+  path = os.path.join(config.get("init_from", ""), "config.json")
+  if not os.path.exists(path):
+    raise FileNotFoundError(f"config.model='from_checkpoint' reads {path}, which does not exist; "
+                            "set --config.init_from=<a Hugging Face checkpoint directory>")
+  import json
+  from r1jax.models.hf import config_from_hf
+  with open(path) as f:
+    return config_from_hf(json.load(f)).replace(**overrides)
+
+
+def tokenizer_spec(config: ml_collections.ConfigDict) -> str:
+  """config.tokenizer, where "from_checkpoint" means the tokenizer.json of init_from."""
+  return config.init_from if config.tokenizer == "from_checkpoint" else config.tokenizer
 
 
 def make_optimizer(config: ml_collections.ConfigDict) -> optax.GradientTransformation:
@@ -105,7 +121,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
   from r1jax import stages  # the stage registry imports the heavier pieces lazily
 
   cfg = model_config(config)
-  tokenizer = load_tokenizer(config.tokenizer)
+  tokenizer = load_tokenizer(tokenizer_spec(config))
   if tokenizer.vocab_size > cfg.vocab_size:
     raise ValueError(f"tokenizer {config.tokenizer!r} has {tokenizer.vocab_size} ids but model "
                      f"{cfg.name!r} only {cfg.vocab_size}; pick a matching model or tokenizer")

@@ -259,6 +259,16 @@ def test_stop_array_matches_only_generated_tokens():
   assert sampler._stop_hit(recent, stops).tolist() == [True, False, True, False]
 
 
+def test_vocab_limit_keeps_padded_ids_out():
+  """A model whose embedding is padded past its tokenizer never samples the padding."""
+  free = generate(QWEN, _params(QWEN), PROMPTS, SamplingParams(M, n=4, seed=1))
+  assert (free.tokens >= 100).any()  # a random model does draw high ids
+  for temperature in (1.0, 0.0):
+    res = generate(QWEN, _params(QWEN), PROMPTS,
+                   SamplingParams(M, n=4, seed=1, temperature=temperature, vocab_limit=100))
+    assert (res.tokens < 100).all()
+
+
 # ------------------------------------------------------------------ inputs and text API
 
 
@@ -267,7 +277,7 @@ def test_stop_array_matches_only_generated_tokens():
     (dict(top_p=0.0), "top_p"), (dict(top_p=1.5), "top_p"),
     (dict(temperature=-0.1), "temperature"), (dict(min_p=1.0), "min_p"),
     (dict(min_p=-0.1), "min_p"), (dict(top_k=-1), "top_k"), (dict(seed=-1), "seed"),
-    (dict(stop_sequences=((),)), "stop_sequences")])
+    (dict(stop_sequences=((),)), "stop_sequences"), (dict(vocab_limit=-1), "vocab_limit")])
 def test_bad_sampling_params(kw, match):
   with pytest.raises(ValueError, match=match):
     SamplingParams(**dict(dict(max_new_tokens=4), **kw))

@@ -104,3 +104,49 @@ def test_bad_configs(base_workdir, tmp_path):
   c.stage = "dpo"
   with pytest.raises(ValueError, match="unknown config.stage='dpo'"):
     train_and_evaluate(c, str(tmp_path / "c"))
+
+
+def _hf_student(path):
+  """A tiny random Qwen2 checkpoint with a byte-level BPE tokenizer.json, as on the Hub."""
+  import json
+
+  import tokenizers as hf_tok
+  import torch
+  import transformers
+
+  tok = hf_tok.Tokenizer(hf_tok.models.BPE())
+  tok.pre_tokenizer = hf_tok.pre_tokenizers.ByteLevel(add_prefix_space=False)
+  tok.decoder = hf_tok.decoders.ByteLevel()
+  trainer = hf_tok.trainers.BpeTrainer(vocab_size=300, special_tokens=["<|endoftext|>"],
+                                       initial_alphabet=hf_tok.pre_tokenizers.ByteLevel.alphabet(),
+                                       show_progress=False)
+  tok.train_from_iterator(["Natalia sold clips to 48 of her friends.", "What is 12 + 30?"] * 20,
+                          trainer)
+  tok.save(str(path / "tokenizer.json"))
+  (path / "tokenizer_config.json").write_text(json.dumps(
+      {"eos_token": "<|endoftext|>", "pad_token": "<|endoftext|>"}))
+  torch.manual_seed(0)
+  hf_cfg = transformers.Qwen2Config(vocab_size=320, hidden_size=64, intermediate_size=128,
+                                    num_hidden_layers=2, num_attention_heads=4,
+                                    num_key_value_heads=2, tie_word_embeddings=True)
+  transformers.Qwen2ForCausalLM(hf_cfg).save_pretrained(str(path))
+
+
+def test_grpo_gsm8k_with_a_hugging_face_student(tmp_path):
+  from configs import grpo_gsm8k
+
+  student = tmp_path / "student"
+  student.mkdir()
+  _hf_student(student)
+  c = grpo_gsm8k.get_config()
+  c.init_from = str(student)
+  c.model_overrides.dtype = "float32"
+  c.rl.prompts_per_step, c.rl.num_generations, c.rl.max_new_tokens = 2, 4, 6
+  c.data.num_eval = 8
+  c.train.num_steps = c.train.eval_every = 1
+  train_and_evaluate(c, str(tmp_path / "run"))
+  row = read_metrics(str(tmp_path / "run"))[-1]
+  assert row["step"] == 1 and "eval/accuracy" in row and "reward/accuracy" in row
+  c.init_from = str(tmp_path / "missing")
+  with pytest.raises(FileNotFoundError, match="set --config.init_from"):
+    train_and_evaluate(c, str(tmp_path / "run2"))

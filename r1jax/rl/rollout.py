@@ -25,16 +25,24 @@ from r1jax.data.datasets import PromptIterator, load_prompts
 from r1jax.models import ModelConfig, forward
 from r1jax.rl import grpo
 from r1jax.rl import rewards as rewards_lib
-from r1jax.rl.templates import r1_zero_prompt
+from r1jax.rl.templates import r1_chat_prompt, r1_zero_prompt
 from r1jax.sampling import SamplingParams, generate
 
 
-def _prompt_text(template: str, question: str) -> str:
+def prompt_text(template: str, question: str, instruction: str = "") -> str:
+  """The prompt for `question`: the R1-Zero template (R1 Table 1), DeepSeek-R1's chat
+  format ending in "<｜Assistant｜><think>\n" (for R1 and its distilled students), or the
+  bare question. `instruction` is appended to the question, e.g. "Please reason step by
+  step, and put your final answer within \\boxed{}." as DeepSeek recommends."""
+  question = f"{question} {instruction}".strip() if instruction else question
   if template == "r1_zero":
     return r1_zero_prompt(question)
+  if template == "r1_chat":
+    return r1_chat_prompt([{"role": "user", "content": question}])
   if template == "none":
     return question
-  raise ValueError(f"unknown config.data.template={template!r}; one of 'r1_zero', 'none'")
+  raise ValueError(f"unknown config.data.template={template!r}; one of 'r1_zero', 'r1_chat', "
+                   "'none'")
 
 
 def pack_rollout(prompts: list[list[int]], completions: np.ndarray, completion_mask: np.ndarray,
@@ -97,7 +105,8 @@ class GRPOStage:
       self.loss_kwargs["max_len"] = rl.max_new_tokens
     stop_ids = tuple(tokenizer.encode(s) for s in rl.stop_strings)
     self.sampling = dict(max_new_tokens=rl.max_new_tokens, temperature=rl.temperature,
-                         top_p=rl.top_p, top_k=rl.top_k, stop_token_ids=(tokenizer.eos_id,),
+                         top_p=rl.top_p, top_k=rl.top_k, vocab_limit=tokenizer.vocab_size,
+                         stop_token_ids=(tokenizer.eos_id,),
                          stop_sequences=stop_ids)
     self._ref_logps = jax.jit(lambda p, b: token_logps(cfg, p, b)[0])
     self._samples: list[str] = []
@@ -122,16 +131,18 @@ class GRPOStage:
     return {"ref_params": jax.tree.map(jnp.copy, weights)} if self.config.rl.beta else {}
 
   def _rollout(self, params, records, n: int, seed: int, **overrides):
-    prompts = [self.tokenizer.encode(_prompt_text(self.config.data.template, r["question"]),
-                                     add_bos=True) for r in records]
+    d = self.config.data
+    texts_in = [prompt_text(d.template, r["question"], d.get("instruction", "")) for r in records]
+    # The chat template writes its own BOS string; the R1-Zero template needs the id.
+    prompts = [self.tokenizer.encode(t, add_bos=d.template != "r1_chat") for t in texts_in]
     sp = SamplingParams(**dict(self.sampling, n=n, seed=seed, **overrides))
     result = generate(self.cfg, params, prompts, sp, pad_id=self.tokenizer.pad_id)
     tokens, mask = np.asarray(result.tokens), np.asarray(result.mask)
     texts = [self.tokenizer.decode(t[m.astype(bool)].tolist(), skip_special=False)
              for t, m in zip(tokens, mask)]
     refs = {k: [r.get(k) for r in records for _ in range(n)] for k in records[0] if k != "question"}
-    questions = [r["question"] for r in records for _ in range(n)]
-    total, parts = rewards_lib.score(self.reward_weights, questions, texts, **refs)
+    prompt_texts = [t for t in texts_in for _ in range(n)]  # rewards may read the template
+    total, parts = rewards_lib.score(self.reward_weights, prompt_texts, texts, **refs)
     return prompts, result, texts, np.asarray(total, np.float32), parts
 
   def next_batch(self, state, rng):

@@ -30,6 +30,7 @@ class ProcessingParams(Protocol):
   top_k: int
   top_p: float
   min_p: float
+  vocab_limit: int  # ids >= this are never drawn (0: no limit)
 
 
 def apply_temperature(logits: jax.Array, temperature: float) -> jax.Array:
@@ -91,6 +92,10 @@ def sample_token(key: jax.Array, logits: jax.Array, params: ProcessingParams
   """
   logits = logits.astype(jnp.float32)
   logp_model = jax.nn.log_softmax(logits, axis=-1)
+  if 0 < params.vocab_limit < logits.shape[-1]:
+    # Embedding rows past the tokenizer (padded vocabularies) are never sampled.
+    ids = jnp.arange(logits.shape[-1])[None, :]
+    logits = jnp.where(ids < params.vocab_limit, logits, -jnp.inf)
   if params.temperature == 0:
     token = jnp.argmax(logits, axis=-1).astype(jnp.int32)
     return token, jnp.zeros(token.shape, jnp.float32), _pick(logp_model, token)

@@ -51,6 +51,7 @@ class SamplingParams:
   top_k: int = 0  # 0: off
   top_p: float = 1.0
   min_p: float = 0.0
+  vocab_limit: int = 0  # ids >= vocab_limit are never drawn, e.g. a tokenizer's size; 0: all
   n: int = 1  # completions per prompt
   seed: int = 0
   stop_token_ids: tuple[int, ...] = ()
@@ -72,6 +73,8 @@ class SamplingParams:
       bad("top_p", "must lie in (0, 1] (1 turns top-p off)")
     if not 0.0 <= self.min_p < 1.0:
       bad("min_p", "must lie in [0, 1) (0 turns min-p off)")
+    if not isinstance(self.vocab_limit, (int, np.integer)) or self.vocab_limit < 0:
+      bad("vocab_limit", "must be an integer >= 0 (0: every id may be drawn)")
     if not isinstance(self.seed, (int, np.integer)) or not 0 <= self.seed < 2**64:
       bad("seed", "must be an integer in [0, 2**64)")
     try:  # lists (e.g. from tokenizer.encode) become tuples, so the params stay hashable
