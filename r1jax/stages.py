@@ -4,6 +4,7 @@ A stage supplies the loss and the batches; the loop owns the optimizer, checkpoi
 logging. Interface (duck-typed, see `LMStage`):
 
     loss_fn(params, batch) -> (loss, (metrics, model_aux))     pure, jitted by the loop
+    begin_step(state) -> state         e.g. refresh the GRPO reference model
     next_batch(state, rng) -> (batch of device arrays, host metrics)
     updates_per_batch                                           μ of GRPO, 1 otherwise
     extra_state(weights) -> dict      more train state (e.g. the GRPO reference model)
@@ -69,6 +70,9 @@ class LMStage:
 
   def extra_state(self, weights) -> dict:
     return {}
+
+  def begin_step(self, state):
+    return state
 
   def next_batch(self, state, rng):
     del rng  # the text noise is seeded by (seed, batch index) so resumes are exact

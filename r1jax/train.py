@@ -159,6 +159,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
   try:
     for step in range(start, total):
       t0 = time.perf_counter()
+      state = stage.begin_step(state)
       batch, host_metrics = stage.next_batch(state, jax.random.fold_in(rng, step + 1))
       for _ in range(stage.updates_per_batch):
         state, metrics = train_step(state, batch)

@@ -72,6 +72,25 @@ def test_grpo_zero_from_the_base(base_workdir, tmp_path):
   assert np.abs(np.asarray(emb1) - np.asarray(emb0)).max() < 0.05
 
 
+def test_reference_refresh_every_n_steps():
+  from r1jax import sharding
+  from r1jax.rl.rollout import GRPOStage
+  from r1jax.tokenizers import load_tokenizer
+  from r1jax.train import model_config
+
+  c = grpo_zero.get_config()
+  c.rl.prompts_per_step, c.rl.num_generations, c.rl.ref_update_every = 2, 4, 3
+  cfg = model_config(c)
+  stage = GRPOStage(c, cfg, load_tokenizer(c.tokenizer), sharding.make_mesh(dict(c.mesh)))
+  ref = {"params": {"w": jax.numpy.zeros(2)}, "buffers": {}}
+  state = {"params": {"w": jax.numpy.ones(2)}, "buffers": {}, "ref_params": ref, "step": 4}
+  assert stage.begin_step(state)["ref_params"] is ref  # step 4: not a multiple of 3
+  new = stage.begin_step(dict(state, step=6))["ref_params"]
+  np.testing.assert_array_equal(new["params"]["w"], [1.0, 1.0])
+  assert new["params"]["w"] is not state["params"]["w"]  # a copy: the step donates params
+  assert stage.begin_step(dict(state, step=0))["ref_params"] is ref
+
+
 def test_resume_gives_the_uninterrupted_run(tmp_path):
   straight = tmp_path / "straight"
   train_and_evaluate(_pretrain_config(steps=4), str(straight))

@@ -130,6 +130,14 @@ class GRPOStage:
     # A copy: the train step donates the policy's buffers, which must not alias these.
     return {"ref_params": jax.tree.map(jnp.copy, weights)} if self.config.rl.beta else {}
 
+  def begin_step(self, state):
+    """Every `rl.ref_update_every` steps (0: never) the reference becomes the policy."""
+    every, step = self.config.rl.get("ref_update_every", 0), int(state["step"])
+    if self.config.rl.beta and every and step and step % every == 0:
+      weights = {"params": state["params"], "buffers": state["buffers"]}
+      state = dict(state, ref_params=jax.tree.map(jnp.copy, weights))
+    return state
+
   def _rollout(self, params, records, n: int, seed: int, **overrides):
     d = self.config.data
     texts_in = [prompt_text(d.template, r["question"], d.get("instruction", "")) for r in records]
