@@ -151,6 +151,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
 
   train_step = make_train_step(cfg, stage.loss_fn, optimizer)
   start, total = int(state["step"]), config.train.num_steps
+  if start == 0 and config.train.eval_every:  # the starting point, for the curves
+    writer.write(0, stage.evaluate(state, jax.random.fold_in(eval_rng, 0)))
   interrupted = []
   prev = signal.signal(signal.SIGTERM, lambda *_: interrupted.append(True))
   last: dict[str, float] = {}

@@ -42,8 +42,9 @@ def base_workdir(tmp_path_factory):
 
 def test_pretrain_writes_metrics_and_checkpoints(base_workdir):
   rows = read_metrics(str(base_workdir))
-  assert [r["step"] for r in rows] == [1, 2, 3]
-  assert rows[-1]["loss"] < rows[0]["loss"]
+  assert [r["step"] for r in rows] == [0, 1, 2, 3]  # step 0: the evaluation before training
+  assert set(rows[0]) == {"step", "eval/nll"}
+  assert rows[-1]["loss"] < rows[1]["loss"] and rows[-1]["eval/nll"] < rows[0]["eval/nll"]
   assert "eval/nll" in rows[-1] and rows[-1]["skipped_steps"] == 0
   assert _weights(base_workdir)[0] == 3
 
@@ -59,7 +60,9 @@ def test_grpo_zero_from_the_base(base_workdir, tmp_path):
   c.train.eval_every = 2
   train_and_evaluate(c, str(tmp_path))
   rows = read_metrics(str(tmp_path))
-  assert [r["step"] for r in rows] == [1, 2]
+  assert [r["step"] for r in rows] == [0, 1, 2]
+  assert "eval/accuracy" in rows[0] and "eval/format" in rows[0]
+  rows = rows[1:]
   for key in ("reward/mean", "reward/accuracy", "reward/format", "completion/mean_length",
               "kl", "loss", "clip_fraction"):
     assert key in rows[0], key
@@ -98,7 +101,8 @@ def test_resume_gives_the_uninterrupted_run(tmp_path):
   train_and_evaluate(_pretrain_config(steps=2), str(split))
   train_and_evaluate(_pretrain_config(steps=4), str(split))  # resumes at step 2
   a, b = read_metrics(str(straight)), read_metrics(str(split))
-  assert [r["step"] for r in b] == [1, 2, 3, 4]
+  assert [r["step"] for r in b] == [0, 1, 2, 3, 4]  # the resumed run does not re-evaluate step 0
+  a, b = a[1:], b[1:]
   np.testing.assert_allclose([r["loss"] for r in b], [r["loss"] for r in a], rtol=1e-6)
   (_, wa), (_, wb) = _weights(straight), _weights(split)
   jax.tree.map(lambda x, y: np.testing.assert_allclose(x, y, rtol=1e-6, atol=1e-7), wa, wb)
