@@ -173,3 +173,18 @@ def test_grpo_gsm8k_with_a_hugging_face_student(tmp_path):
   c.init_from = str(tmp_path / "missing")
   with pytest.raises(FileNotFoundError, match="set --config.init_from"):
     train_and_evaluate(c, str(tmp_path / "run2"))
+
+
+def test_export_hf_and_the_shipped_base(base_workdir, tmp_path):
+  from r1jax.models import presets
+  from r1jax.models.hf import load_hf_checkpoint
+  from r1jax.tools import export_hf
+
+  out = export_hf.export(str(base_workdir), str(tmp_path / "hf"))
+  _, weights = load_hf_checkpoint(out)
+  _, saved = _weights(base_workdir)
+  jax.tree.map(lambda a, b: np.testing.assert_array_equal(a, b), weights, saved)
+  # the default R1-Zero config starts from the shipped base, the tiny preset's shape
+  base_cfg, _ = load_hf_checkpoint(grpo_zero.get_config().init_from)
+  ckpt_lib.check_same_model(ckpt_lib.model_config_dict(base_cfg), presets.get("deepseek_v3_tiny"),
+                            "r1jax/assets/tiny_base")
