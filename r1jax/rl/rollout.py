@@ -13,7 +13,6 @@ position is its column and padding has segment 0, as in the sampler.
 
 from __future__ import annotations
 
-
 import jax
 import jax.numpy as jnp
 import ml_collections
