@@ -12,6 +12,7 @@ import time
 
 import pytest
 
+from r1jax.data.datasets import DATA_DIR
 from r1jax.rl import rewards
 from r1jax.rl.rewards import REWARDS, combine, get_reward, score
 from r1jax.rl.rewards import countdown, format as fmt, language
@@ -21,21 +22,9 @@ from r1jax.rl.templates import r1_chat_prompt, r1_zero_prompt
 PROMPT = r1_zero_prompt("What is 2 + 3?")
 
 
-def _data_file(name: str) -> str | None:
-  roots = [os.environ.get("R1JAX_DATA_DIR"),
-           os.path.join(os.path.dirname(__file__), "..", "data"), "/work/shared/data"]
-  for root in filter(None, roots):
-    path = os.path.join(root, name)
-    if os.path.exists(path):
-      return path
-  return None
-
-
 def _jsonl(name: str) -> list[dict]:
-  path = _data_file(name)
-  if path is None:
-    pytest.skip(f"{name} not found (set R1JAX_DATA_DIR)")
-  with open(path) as f:
+  """Rows of data/<name>; the data ships with the repository, so a missing file fails."""
+  with open(os.path.join(DATA_DIR, name)) as f:
     return [json.loads(line) for line in f]
 
 
