@@ -31,7 +31,26 @@ from r1jax.rl.templates import r1_zero_prompt
 from r1jax.sft import make_lm_loss, token_batch
 
 
-class LMStage:
+class Stage:
+  """Defaults: one update per batch, no extra state, a resumable `self.train_iter`."""
+
+  updates_per_batch = 1
+
+  def begin_step(self, state):
+    return state
+
+  def extra_state(self, weights) -> dict:
+    return {}
+
+  def data_state(self) -> dict:
+    return self.train_iter.get_state()
+
+  def set_data_state(self, state: dict | None) -> None:
+    if state:
+      self.train_iter.set_state(state)
+
+
+class LMStage(Stage):
   """Next-token training on text: `pretrain` (every token) and `sft` (completion only).
 
   config.data.source:
@@ -40,7 +59,6 @@ class LMStage:
   """
 
   progress_keys = ("loss", "token_accuracy")
-  updates_per_batch = 1
 
   def __init__(self, config: ml_collections.ConfigDict, cfg: ModelConfig, tokenizer, mesh):
     self.config, self.cfg, self.tokenizer, self.mesh = config, cfg, tokenizer, mesh
@@ -68,12 +86,6 @@ class LMStage:
     batch = token_batch(ids, None, self.config.data.seq_len, self.tokenizer.pad_id)
     return sharding.shard_batch(batch, self.mesh)
 
-  def extra_state(self, weights) -> dict:
-    return {}
-
-  def begin_step(self, state):
-    return state
-
   def next_batch(self, state, rng):
     del rng  # the text noise is seeded by (seed, batch index) so resumes are exact
     records = next(self.train_iter)
@@ -94,13 +106,6 @@ class LMStage:
 
   def samples(self) -> list[str]:
     return self._last_texts
-
-  def data_state(self) -> dict:
-    return self.train_iter.get_state()
-
-  def set_data_state(self, state: dict | None) -> None:
-    if state:
-      self.train_iter.set_state(state)
 
 
 def make_stage(config: ml_collections.ConfigDict, cfg: ModelConfig, tokenizer, mesh):

@@ -25,6 +25,7 @@ from r1jax.rl import grpo
 from r1jax.rl import rewards as rewards_lib
 from r1jax.rl.templates import r1_chat_prompt, r1_zero_prompt
 from r1jax.sampling import SamplingParams, generate
+from r1jax.stages import Stage
 
 
 def prompt_text(template: str, question: str, instruction: str = "") -> str:
@@ -75,7 +76,7 @@ def token_logps(cfg: ModelConfig, params, batch) -> tuple[jax.Array, dict]:
   return grpo.sequence_logps(logits, batch["tokens"][:, 1:]), aux
 
 
-class GRPOStage:
+class GRPOStage(Stage):
   """Batches from rollouts; `loss_fn` is the GRPO objective over them."""
 
   progress_keys = ("reward/mean", "reward/accuracy", "eval/accuracy")
@@ -191,10 +192,3 @@ class GRPOStage:
 
   def samples(self) -> list[str]:
     return self._samples
-
-  def data_state(self) -> dict:
-    return self.train_iter.get_state()
-
-  def set_data_state(self, state: dict | None) -> None:
-    if state:
-      self.train_iter.set_state(state)
