@@ -18,7 +18,7 @@ from typing import Any
 import jax
 import orbax.checkpoint as ocp
 
-from r1jax.models import ModelConfig
+from r1jax.models import ModelConfig, init_params
 
 
 def model_config_dict(cfg: ModelConfig) -> dict[str, Any]:
@@ -99,6 +99,29 @@ def check_same_model(saved: dict[str, Any], cfg: ModelConfig, directory: str) ->
     shown = ", ".join(f"{k}: checkpoint {a!r} vs config {b!r}" for k, (a, b) in list(diff.items())[:6])
     raise ValueError(f"the checkpoint in {directory} was written for a different model ({shown}). "
                      "Use a fresh --workdir, or set the config's model to match.")
+
+
+def restore_run_weights(workdir: str, *, expected: ModelConfig | None = None, shardings=None,
+                        step: int | None = None) -> tuple[ModelConfig, dict]:
+  """(model config, {"params", "buffers"}) of a run's checkpoint (default: the latest).
+
+  Only the weights are read, not the run's optimizer or data state. With `expected`, a
+  checkpoint of another model is refused before anything is read, and the weights take
+  `expected`'s dtypes; `shardings` (a tree like the weights) places them on a mesh.
+  """
+  c = Checkpointer(workdir, async_save=False)
+  try:
+    saved = model_config_from_dict(c.restore_meta(step)["model"])
+    if expected is not None:
+      check_same_model(model_config_dict(saved), expected, workdir)
+    cfg = expected or saved
+    target = jax.eval_shape(lambda: init_params(cfg, jax.random.key(0)))
+    if shardings is not None:
+      target = jax.tree.map(lambda a, s: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=s),
+                            target, shardings)
+    return saved, c.restore_weights(target, step)
+  finally:
+    c.close()
 
 
 def abstract(tree):

@@ -27,7 +27,7 @@ from tqdm import tqdm
 from r1jax import checkpoint as ckpt_lib
 from r1jax import sharding
 from r1jax.metrics import MetricsWriter
-from r1jax.models import ModelConfig, init_params, presets, update_router_biases
+from r1jax.models import ModelConfig, presets, update_router_biases
 from r1jax.tokenizers import load_tokenizer
 
 State = dict[str, Any]
@@ -101,17 +101,12 @@ def _init_weights(config, cfg: ModelConfig, rng, mesh):
     hf_cfg, params = load_hf_checkpoint(src)
     ckpt_lib.check_same_model(ckpt_lib.model_config_dict(hf_cfg), cfg, src)
     return sharding.shard_params(cfg, params, mesh)
-  base = ckpt_lib.Checkpointer(src, async_save=False)
-  if base.latest_step() is None:
+  try:
+    _, weights = ckpt_lib.restore_run_weights(src, expected=cfg,
+                                              shardings=sharding.param_shardings(cfg, mesh))
+  except FileNotFoundError as e:
     raise FileNotFoundError(f"config.init_from={src!r} holds neither a Hugging Face checkpoint "
-                            "(config.json) nor r1jax checkpoints (checkpoints/<step>)")
-  ckpt_lib.check_same_model(base.restore_meta()["model"], cfg, src)
-  shapes = jax.eval_shape(lambda: init_params(cfg, rng))
-  target = jax.tree.map(lambda a, s: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=s),
-                        shapes, sharding.param_shardings(cfg, mesh))
-  # Only the weights: the base run's optimizer and data state are not this run's.
-  weights = base.restore_weights(target)
-  base.close()
+                            "(config.json) nor r1jax checkpoints (checkpoints/<step>)") from e
   return weights
 
 

@@ -22,15 +22,7 @@ def _pretrain_config(steps=3):
 
 
 def _weights(workdir):
-  c = ckpt_lib.Checkpointer(str(workdir), async_save=False)
-  state_meta = c.restore_meta()
-  step = c.latest_step()
-  from r1jax.models import init_params
-  cfg = ckpt_lib.model_config_from_dict(state_meta["model"])
-  shapes = jax.eval_shape(lambda: init_params(cfg, jax.random.key(0)))
-  w = c.restore_weights(shapes)
-  c.close()
-  return step, w
+  return ckpt_lib.restore_run_weights(str(workdir))[1]
 
 
 @pytest.fixture(scope="module")
@@ -46,7 +38,7 @@ def test_pretrain_writes_metrics_and_checkpoints(base_workdir):
   assert set(rows[0]) == {"step", "eval/nll"}
   assert rows[-1]["loss"] < rows[1]["loss"] and rows[-1]["eval/nll"] < rows[0]["eval/nll"]
   assert "eval/nll" in rows[-1] and rows[-1]["skipped_steps"] == 0
-  assert _weights(base_workdir)[0] == 3
+  assert ckpt_lib.Checkpointer(str(base_workdir)).latest_step() == 3
 
 
 def test_grpo_zero_from_the_base(base_workdir, tmp_path):
@@ -69,8 +61,7 @@ def test_grpo_zero_from_the_base(base_workdir, tmp_path):
   assert "eval/accuracy" in rows[-1]
   assert 0 < rows[0]["completion/mean_length"] <= 12
   # the policy starts from the base's weights, not from a random init
-  _, base = _weights(base_workdir)
-  _, after = _weights(tmp_path)
+  base, after = _weights(base_workdir), _weights(tmp_path)
   emb0, emb1 = base["params"]["embed"], after["params"]["embed"]
   assert np.abs(np.asarray(emb1) - np.asarray(emb0)).max() < 0.05
 
@@ -104,7 +95,7 @@ def test_resume_gives_the_uninterrupted_run(tmp_path):
   assert [r["step"] for r in b] == [0, 1, 2, 3, 4]  # the resumed run does not re-evaluate step 0
   a, b = a[1:], b[1:]
   np.testing.assert_allclose([r["loss"] for r in b], [r["loss"] for r in a], rtol=1e-6)
-  (_, wa), (_, wb) = _weights(straight), _weights(split)
+  wa, wb = _weights(straight), _weights(split)
   jax.tree.map(lambda x, y: np.testing.assert_allclose(x, y, rtol=1e-6, atol=1e-7), wa, wb)
 
 
@@ -182,7 +173,7 @@ def test_export_hf_and_the_shipped_base(base_workdir, tmp_path):
 
   out = export_hf.export(str(base_workdir), str(tmp_path / "hf"))
   _, weights = load_hf_checkpoint(out)
-  _, saved = _weights(base_workdir)
+  saved = _weights(base_workdir)
   jax.tree.map(lambda a, b: np.testing.assert_array_equal(a, b), weights, saved)
   # the default R1-Zero config starts from the shipped base, the tiny preset's shape
   base_cfg, _ = load_hf_checkpoint(grpo_zero.get_config().init_from)

@@ -13,15 +13,11 @@ import argparse
 import jax
 
 from r1jax import checkpoint as ckpt_lib
-from r1jax.models import init_params
 from r1jax.models.hf import save_hf_checkpoint
 
 
 def export(workdir: str, out: str, *, step: int | None = None, dtype: str = "float32") -> str:
-  c = ckpt_lib.Checkpointer(workdir, async_save=False)
-  cfg = ckpt_lib.model_config_from_dict(c.restore_meta(step)["model"])
-  weights = c.restore_weights(jax.eval_shape(lambda: init_params(cfg, jax.random.key(0))), step)
-  c.close()
+  cfg, weights = ckpt_lib.restore_run_weights(workdir, step=step)
   save_hf_checkpoint(cfg, jax.device_get(weights), out, dtype=dtype)
   return out
 
