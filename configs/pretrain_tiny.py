@@ -44,5 +44,5 @@ def get_config() -> ml_collections.ConfigDict:
   c.train.eval_every = 250
   c.train.save_every = 250
   c.train.keep_checkpoints = 1
-  c.train.max_skipped_steps = 20
+  c.train.max_consecutive_skips = 20  # stop when this many updates in a row were non-finite
   return c

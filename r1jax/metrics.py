@@ -1,7 +1,9 @@
 """Run logging: `<workdir>/metrics.jsonl`, TensorBoard scalars and text samples.
 
 Only process 0 writes; other processes get a writer that does nothing, so the train
-loop never branches on the process index.
+loop never branches on the process index. A run resumed from a checkpoint first drops
+what was logged for the steps it will redo, in both records, so a run that crashed and
+resumed logs exactly what an uninterrupted run logs.
 """
 
 from __future__ import annotations
@@ -23,15 +25,20 @@ def _scalar(v: Any) -> float | int:
 class MetricsWriter:
   """Appends one JSON object per logged step and mirrors scalars to TensorBoard."""
 
-  def __init__(self, workdir: str, *, enabled: bool | None = None):
+  def __init__(self, workdir: str, *, first_step: int | None = None,
+               enabled: bool | None = None):
+    """first_step: the first step this run logs; rows already logged for it or later
+    steps are dropped (None: keep everything)."""
     self.enabled = jax.process_index() == 0 if enabled is None else enabled
     self.path = os.path.join(workdir, "metrics.jsonl")
     self._tb = None
     if self.enabled:
       os.makedirs(workdir, exist_ok=True)
+      if first_step is not None:
+        _drop_rows_from(self.path, first_step)
       try:
         from tensorboardX import SummaryWriter
-        self._tb = SummaryWriter(os.path.join(workdir, "tensorboard"))
+        self._tb = SummaryWriter(os.path.join(workdir, "tensorboard"), purge_step=first_step)
       except ImportError:  # TensorBoard is optional; metrics.jsonl is the record
         self._tb = None
 
@@ -58,6 +65,25 @@ class MetricsWriter:
   def close(self) -> None:
     if self._tb is not None:
       self._tb.close()
+
+
+def _drop_rows_from(path: str, step: int) -> None:
+  """Rewrites `path` without the rows of `step` and later (atomically: a crash here
+  leaves either the old file or the new one). A torn last line is dropped too."""
+  if not os.path.exists(path):
+    return
+  kept = []
+  with open(path) as f:
+    for line in f:
+      try:
+        if json.loads(line)["step"] < step:
+          kept.append(line if line.endswith("\n") else line + "\n")
+      except (ValueError, KeyError, TypeError):
+        continue  # the half-written line of a killed run
+  tmp = path + ".tmp"
+  with open(tmp, "w") as f:
+    f.writelines(kept)
+  os.replace(tmp, path)
 
 
 def read_metrics(workdir: str) -> list[dict[str, Any]]:

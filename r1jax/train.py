@@ -123,7 +123,6 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
   stage = stages.make_stage(config, cfg, tokenizer, mesh)
   optimizer = make_optimizer(config)
   checkpointer = ckpt_lib.Checkpointer(workdir, max_to_keep=config.train.get("keep_checkpoints", 2))
-  writer = MetricsWriter(workdir)
 
   rng = jax.random.key(config.seed)
   eval_rng = jax.random.fold_in(rng, 2**31 - 1)
@@ -145,11 +144,14 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
 
   train_step = make_train_step(cfg, stage.loss_fn, optimizer)
   start, total = int(state["step"]), config.train.num_steps
+  # Step `start`'s row (or the step-0 evaluation of a fresh run) is already in the log.
+  writer = MetricsWriter(workdir, first_step=start + 1 if start else 0)
   if start == 0 and config.train.eval_every:  # the starting point, for the curves
     writer.write(0, stage.evaluate(state, jax.random.fold_in(eval_rng, 0)))
   interrupted = []
   prev = signal.signal(signal.SIGTERM, lambda *_: interrupted.append(True))
   last: dict[str, float] = {}
+  skipped_before, skipped_in_a_row = int(state["skipped"]), 0
   bar = tqdm(total=total, initial=start, desc=config.stage, dynamic_ncols=True,
              disable=jax.process_index() != 0)
   try:
@@ -162,9 +164,12 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
       metrics = {k: float(v) for k, v in jax.device_get(metrics).items()}
       metrics.update(host_metrics)
       metrics["time/step_s"] = time.perf_counter() - t0
-      if int(state["skipped"]) > config.train.get("max_skipped_steps", 20):
-        raise FloatingPointError(f"{int(state['skipped'])} updates skipped for non-finite loss "
-                                 f"or gradients (limit train.max_skipped_steps); last metrics: {metrics}")
+      skipped_in_a_row = skipped_in_a_row + 1 if int(state["skipped"]) > skipped_before else 0
+      skipped_before = int(state["skipped"])
+      if skipped_in_a_row > config.train.get("max_consecutive_skips", 20):
+        raise FloatingPointError(
+            f"{skipped_in_a_row} consecutive updates skipped for a non-finite loss or gradient "
+            f"(limit train.max_consecutive_skips); step {step + 1}'s metrics: {metrics}")
       done = step + 1
       if config.train.eval_every and (done % config.train.eval_every == 0 or done == total):
         metrics.update(stage.evaluate(state, jax.random.fold_in(eval_rng, done)))
@@ -194,10 +199,33 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
   return last
 
 
+def parse_flags(argv: list[str]) -> list[str]:
+  """absl flag parsing where a bad `--config.*` override is one clear line, not a traceback.
+
+  ml_collections raises AttributeError/KeyError (with its "did you mean" hint) for an
+  unknown key, and absl a flags.Error for a value of the wrong type.
+  """
+  from absl import flags
+  try:
+    return flags.FLAGS(argv)
+  except flags.Error as e:
+    raise SystemExit(f"r1jax.train: {e}") from None
+  except (AttributeError, KeyError) as e:
+    # e.g. AttributeError('\'betta\'\nDid you mean "beta" instead of "betta"?')
+    msg = " ".join(str(e).replace("\\n", " ").replace("\\", "").replace("'", "").split())
+    msg = msg.replace(" Did you", "; did you")
+    overrides = " ".join(a for a in argv if a.startswith("--config."))
+    raise SystemExit(f"r1jax.train: unknown config key {msg} (overrides: {overrides}); "
+                     "--print_config shows the resolved config") from None
+
+
 def main(argv):
   del argv
   from absl import flags
   config = flags.FLAGS.config
+  if flags.FLAGS.print_config:
+    print(config)
+    return
   workdir = flags.FLAGS.workdir or os.path.join(
       "workdirs", os.path.splitext(os.path.basename(flags.FLAGS["config"].config_filename))[0])
   from absl import logging as absl_logging
@@ -212,5 +240,6 @@ if __name__ == "__main__":
 
   config_flags.DEFINE_config_file("config", None, "experiment config file", lock_config=True)
   flags.DEFINE_string("workdir", None, "run directory (default: workdirs/<config name>)")
+  flags.DEFINE_bool("print_config", False, "print the resolved config (overrides applied) and exit")
   flags.mark_flags_as_required(["config"])
-  app.run(main)
+  app.run(main, flags_parser=parse_flags)
