@@ -99,6 +99,14 @@ def _init_weights(config, cfg: ModelConfig, rng, mesh):
   if os.path.exists(os.path.join(src, "config.json")):
     from r1jax.models.hf import load_hf_checkpoint
     hf_cfg, params = load_hf_checkpoint(src)
+    if cfg.n_mtp_modules < hf_cfg.n_mtp_modules:  # a stage that does not train MTP drops it
+      unused = {f"mtp_{k}" for k in range(cfg.n_mtp_modules + 1, hf_cfg.n_mtp_modules + 1)}
+      params = {c: {k: v for k, v in tree.items() if k not in unused} for c, tree in params.items()}
+      hf_cfg = hf_cfg.replace(n_mtp_modules=cfg.n_mtp_modules)
+    elif cfg.n_mtp_modules > hf_cfg.n_mtp_modules:
+      raise ValueError(f"{src} holds weights for {hf_cfg.n_mtp_modules} MTP module(s) but the "
+                       f"model wants {cfg.n_mtp_modules}; set "
+                       f"--config.model_overrides.n_mtp_modules={hf_cfg.n_mtp_modules}")
     ckpt_lib.check_same_model(ckpt_lib.model_config_dict(hf_cfg), cfg, src)
     return sharding.shard_params(cfg, params, mesh)
   try:

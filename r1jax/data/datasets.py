@@ -4,7 +4,8 @@ A prompt record is a dict with at least "question" and "answer" (the gold final 
 as a string). `load_prompts(spec)` reads:
   gsm8k:<train|test>       data/gsm8k/*.jsonl; the gold is the text after '####'
   math500 | aime24 | amc23 data/<name>/test.jsonl
-  arithmetic:<train|test>  the synthetic task of `r1jax.data.tasks`
+  arithmetic:<train|test>  the synthetic tasks of `r1jax.data.tasks` (countdown records
+  countdown:<train|test>   also hold "numbers" and "target", for the countdown reward)
   <path>.jsonl             any file whose lines have the two fields (names configurable)
 """
 
@@ -75,6 +76,8 @@ def load_prompts(spec: str, *, limit: int | None = None, seed: int = 0,
   name, _, split = spec.partition(":")
   if name == "arithmetic":
     return tasks.arithmetic_examples(split or "train", limit or 2000, seed=seed)
+  if name == "countdown":
+    return tasks.countdown_examples(split or "train", limit or 2000, seed=seed)
   if name in _FILES:
     file, q, a = _FILES[name]
     path = os.path.join(DATA_DIR, file.format(split=split or "test"))
@@ -86,7 +89,7 @@ def load_prompts(spec: str, *, limit: int | None = None, seed: int = 0,
     records = [{**r, "question": r[question_field], "answer": str(r[answer_field])} for r in rows]
   else:
     raise ValueError(f"unknown prompt dataset {spec!r}: use one of "
-                     f"{sorted(_FILES) + ['arithmetic']} (with ':train'/':test'), or a .jsonl path")
+                     f"{sorted(_FILES) + ['arithmetic', 'countdown']} (with ':train'/':test'), or a .jsonl path")
   return records[:limit] if limit else records
 
 

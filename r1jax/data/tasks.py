@@ -4,6 +4,10 @@
 ("7 + 8 = 15 , 4 + 3 + 1 = 8"). Which operand pairs are held out is decided by a hash
 of the pair, so train and test never share a problem whatever the seed or size.
 
+`countdown`: reach a target from 3–4 numbers with + − × ÷, each number used once (the
+task of TinyZero and "Countdown" R1-Zero replications); every problem is generated from
+a solution, so it is solvable, and held out by a hash of (numbers, target).
+
 `base_document` renders the noisy pretraining text that makes a base model in the
 spirit of R1-Zero's starting point: it follows the <think>/<answer> format only
 sometimes and writes a wrong answer some of the time, so RL has something to sharpen.
@@ -11,15 +15,17 @@ sometimes and writes a wrong answer some of the time, so RL has something to sha
 
 from __future__ import annotations
 
+import fractions
 import hashlib
+import operator
 import random
 from typing import Any
 
 HELD_OUT_PERCENT = 10
 
 
-def _held_out(a: int, b: int) -> bool:
-  h = hashlib.sha256(f"{a}+{b}".encode()).digest()
+def _held_out(*key) -> bool:
+  h = hashlib.sha256("+".join(map(str, key)).encode()).digest()
   return h[0] * 100 // 256 < HELD_OUT_PERCENT
 
 
@@ -52,6 +58,60 @@ def arithmetic_examples(split: str, n: int, *, seed: int = 0, digits: int = 2) -
     pairs = pairs * (n // len(pairs) + 1)
   return [{"question": f"What is {a} + {b}?", "answer": str(a + b), "cot": addition_cot(a, b)}
           for a, b in pairs[:n]]
+
+
+COUNTDOWN_QUESTION = ("Using the numbers {numbers}, create an equation that equals {target}. "
+                      "You can use basic arithmetic operations (+, -, *, /) and each number "
+                      "can only be used once.")
+
+
+_OPS = {"+": operator.add, "-": operator.sub, "*": operator.mul, "/": operator.truediv}
+
+
+def _combine(rng: random.Random, terms: list[tuple[fractions.Fraction, str]]
+             ) -> tuple[fractions.Fraction, str]:
+  """Folds (value, expression) terms with random operators into one; exact fractions."""
+  while len(terms) > 1:
+    (x, ex), (y, ey) = terms.pop(rng.randrange(len(terms))), terms.pop(rng.randrange(len(terms)))
+    ops = ["+", "-", "*"] + (["/"] if y != 0 and (x / y).denominator == 1 else [])
+    op = rng.choice(ops)
+    terms.append((_OPS[op](x, y), f"({ex} {op} {ey})"))
+  return terms[0]
+
+
+def countdown_examples(split: str, n: int, *, seed: int = 0, sizes: tuple[int, ...] = (3, 4),
+                       max_number: int = 99, max_target: int = 999) -> list[dict[str, Any]]:
+  """`n` countdown problems from `split` ("train" or "test").
+
+  Each is {"question", "answer" (one solution), "numbers", "target"}: numbers drawn from
+  1..max_number, `len(numbers)` from `sizes`, target a positive integer ≤ max_target
+  reached by a random expression over all of them (integer division only). The test
+  split is the hashed 10 % of (sorted numbers, target).
+  """
+  if split not in ("train", "test"):
+    raise ValueError(f"split must be 'train' or 'test', got {split!r}")
+  if n < 1 or not sizes or min(sizes) < 2 or max_number < 1 or max_target < 1:
+    raise ValueError(f"bad countdown settings: n={n}, sizes={sizes}, max_number={max_number}, "
+                     f"max_target={max_target}")
+  rng = random.Random(f"countdown-{seed}-{split}")
+  out, seen = [], set()
+  for _ in range(1000 * n):
+    if len(out) == n:
+      break
+    numbers = [rng.randint(1, max_number) for _ in range(rng.choice(sizes))]
+    value, expr = _combine(rng, [(fractions.Fraction(v), str(v)) for v in numbers])
+    key = (tuple(sorted(numbers)), value)
+    if (value.denominator != 1 or not 1 <= value <= max_target or key in seen
+        or _held_out(*key) != (split == "test")):
+      continue
+    seen.add(key)
+    target = int(value)
+    out.append({"question": COUNTDOWN_QUESTION.format(numbers=numbers, target=target),
+                "answer": expr[1:-1], "numbers": numbers, "target": target})
+  if len(out) < n:
+    raise ValueError(f"could only make {len(out)} of {n} distinct countdown problems with "
+                     f"sizes={sizes}, max_number={max_number}, max_target={max_target}")
+  return out
 
 
 def base_document(example: dict[str, Any], rng: random.Random, *, p_format: float = 0.5,

@@ -1,0 +1,47 @@
+"""Tiny random Hugging Face checkpoints standing in for real ones (there is no hub here).
+
+Each writes what a downloaded model directory holds: config.json, safetensors weights,
+and a byte-level BPE tokenizer.json with its tokenizer_config.json.
+"""
+
+import json
+from pathlib import Path
+
+TEXTS = ["Natalia sold clips to 48 of her friends.", "What is 12 + 30?",
+         "Using the numbers [3, 5], create an equation that equals 8. <think> </think>"]
+
+
+def write_bpe_tokenizer(path: Path, vocab_size: int = 300) -> None:
+  import tokenizers as hf_tok
+
+  tok = hf_tok.Tokenizer(hf_tok.models.BPE())
+  tok.pre_tokenizer = hf_tok.pre_tokenizers.ByteLevel(add_prefix_space=False)
+  tok.decoder = hf_tok.decoders.ByteLevel()
+  trainer = hf_tok.trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=["<|endoftext|>"],
+                                       initial_alphabet=hf_tok.pre_tokenizers.ByteLevel.alphabet(),
+                                       show_progress=False)
+  tok.train_from_iterator(TEXTS * 20, trainer)
+  tok.save(str(path / "tokenizer.json"))
+  (path / "tokenizer_config.json").write_text(json.dumps(
+      {"eos_token": "<|endoftext|>", "pad_token": "<|endoftext|>"}))
+
+
+def deepseek_v3_standin(path: Path) -> Path:
+  """A 3-layer DeepSeek-V3 (1 dense + 2 MoE, MLA, YaRN, 8 experts in 4 groups)."""
+  import torch
+  import transformers
+
+  path.mkdir(parents=True, exist_ok=True)
+  write_bpe_tokenizer(path)
+  torch.manual_seed(0)
+  cfg = transformers.DeepseekV3Config(
+      vocab_size=320, hidden_size=64, intermediate_size=96, moe_intermediate_size=32,
+      num_hidden_layers=3, first_k_dense_replace=1, num_attention_heads=4,
+      num_key_value_heads=4, q_lora_rank=32, kv_lora_rank=16, qk_nope_head_dim=16,
+      qk_rope_head_dim=8, v_head_dim=16, n_routed_experts=8, n_group=4, topk_group=2,
+      num_experts_per_tok=2, n_shared_experts=1, routed_scaling_factor=2.5,
+      max_position_embeddings=2048, rope_parameters={
+          "rope_type": "yarn", "rope_theta": 10000.0, "factor": 4.0,
+          "original_max_position_embeddings": 128, "mscale": 1.0, "mscale_all_dim": 1.0})
+  transformers.DeepseekV3ForCausalLM(cfg).save_pretrained(str(path))
+  return path
