@@ -34,18 +34,28 @@ State = dict[str, Any]
 
 
 def model_config(config: ml_collections.ConfigDict) -> ModelConfig:
-  """config.model names a preset, or is "from_checkpoint": the config.json of init_from."""
+  """config.model names a preset, or is "from_checkpoint": the model init_from was made
+  with (a Hugging Face config.json, or the meta of an r1jax workdir's checkpoint)."""
   overrides = dict(config.get("model_overrides", {}))
   if config.model != "from_checkpoint":
     return presets.get(config.model, **overrides)
-  path = os.path.join(config.get("init_from", ""), "config.json")
-  if not os.path.exists(path):
-    raise FileNotFoundError(f"config.model='from_checkpoint' reads {path}, which does not exist; "
-                            "set --config.init_from=<a Hugging Face checkpoint directory>")
-  import json
-  from r1jax.models.hf import config_from_hf
-  with open(path) as f:
-    return config_from_hf(json.load(f)).replace(**overrides)
+  src = config.get("init_from", "")
+  path = os.path.join(src, "config.json")
+  if os.path.exists(path):
+    import json
+    from r1jax.models.hf import config_from_hf
+    with open(path) as f:
+      return config_from_hf(json.load(f)).replace(**overrides)
+  if src and os.path.isdir(os.path.join(src, "checkpoints")):
+    checkpointer = ckpt_lib.Checkpointer(src, async_save=False)
+    try:
+      saved = checkpointer.restore_meta()["model"]
+    finally:
+      checkpointer.close()
+    return ckpt_lib.model_config_from_dict(saved).replace(**overrides)
+  raise FileNotFoundError(f"config.model='from_checkpoint' reads {path} or the checkpoints of an "
+                          f"r1jax workdir, and {src!r} holds neither; set --config.init_from="
+                          "<a Hugging Face checkpoint directory or an r1jax workdir>")
 
 
 def tokenizer_spec(config: ml_collections.ConfigDict) -> str:
@@ -91,8 +101,10 @@ def make_train_step(cfg: ModelConfig, loss_fn, optimizer):
   return jax.jit(step, donate_argnums=0)
 
 
-def _init_weights(config, cfg: ModelConfig, rng, mesh):
-  """Parameters to start from: config.init_from (r1jax workdir or HF dir) or random."""
+def init_weights(config, cfg: ModelConfig, rng, mesh, *, step: int | None = None):
+  """{"params", "buffers"} to start from, sharded on `mesh`: config.init_from (a Hugging
+  Face checkpoint dir, or an r1jax workdir's checkpoint `step`, default the latest), or
+  random from `rng` when init_from is empty."""
   src = config.get("init_from", "")
   if not src:
     return sharding.init_sharded_params(cfg, rng, mesh)
@@ -110,7 +122,7 @@ def _init_weights(config, cfg: ModelConfig, rng, mesh):
     ckpt_lib.check_same_model(ckpt_lib.model_config_dict(hf_cfg), cfg, src)
     return sharding.shard_params(cfg, params, mesh)
   try:
-    _, weights = ckpt_lib.restore_run_weights(src, expected=cfg,
+    _, weights = ckpt_lib.restore_run_weights(src, expected=cfg, step=step,
                                               shardings=sharding.param_shardings(cfg, mesh))
   except FileNotFoundError as e:
     raise FileNotFoundError(f"config.init_from={src!r} holds neither a Hugging Face checkpoint "
@@ -134,7 +146,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
 
   rng = jax.random.key(config.seed)
   eval_rng = jax.random.fold_in(rng, 2**31 - 1)
-  weights = _init_weights(config, cfg, jax.random.fold_in(rng, 0), mesh)
+  weights = init_weights(config, cfg, jax.random.fold_in(rng, 0), mesh)
   state: State = {"params": weights["params"], "buffers": weights["buffers"],
                   "opt_state": optimizer.init(weights["params"]),
                   "step": jnp.zeros((), jnp.int32), "skipped": jnp.zeros((), jnp.int32)}
@@ -207,7 +219,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
   return last
 
 
-def parse_flags(argv: list[str]) -> list[str]:
+def parse_flags(argv: list[str], prog: str = "r1jax.train") -> list[str]:
   """absl flag parsing where a bad `--config.*` override is one clear line, not a traceback.
 
   ml_collections raises AttributeError/KeyError (with its "did you mean" hint) for an
@@ -217,13 +229,13 @@ def parse_flags(argv: list[str]) -> list[str]:
   try:
     return flags.FLAGS(argv)
   except flags.Error as e:
-    raise SystemExit(f"r1jax.train: {e}") from None
+    raise SystemExit(f"{prog}: {e}") from None
   except (AttributeError, KeyError) as e:
     # e.g. AttributeError('\'betta\'\nDid you mean "beta" instead of "betta"?')
     msg = " ".join(str(e).replace("\\n", " ").replace("\\", "").replace("'", "").split())
     msg = msg.replace(" Did you", "; did you")
     overrides = " ".join(a for a in argv if a.startswith("--config."))
-    raise SystemExit(f"r1jax.train: unknown config key {msg} (overrides: {overrides}); "
+    raise SystemExit(f"{prog}: unknown config key {msg} (overrides: {overrides}); "
                      "--print_config shows the resolved config") from None
 
 

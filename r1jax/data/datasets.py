@@ -37,24 +37,31 @@ _FILES = {
 def read_jsonl(path: str, required: tuple[str, ...], *, on_error: str = "raise") -> list[dict]:
   """Rows of a JSONL file; malformed lines or lines missing a `required` field raise a
   ValueError naming the file and line number, or are skipped with a warning (counted) when
-  on_error="skip"."""
+  on_error="skip".
+
+  Lines end at "\\n" only and are decoded one by one, so that a line of invalid UTF-8,
+  binary garbage or JSON nested too deeply to parse is one malformed line, not the end of
+  the read. A UTF-8 byte-order mark at the start of a line (an editor's, or files joined
+  with `cat`) is dropped.
+  """
   if on_error not in ("raise", "skip"):
     raise ValueError(f"on_error must be 'raise' or 'skip', got {on_error!r}")
   if not os.path.exists(path):
     raise FileNotFoundError(f"dataset file not found: {path}")
   rows, skipped = [], 0
-  with open(path, encoding="utf-8") as f:
-    for lineno, line in enumerate(f, 1):
-      if not line.strip():
-        continue
+  with open(path, "rb") as f:
+    for lineno, raw in enumerate(f, 1):
       try:
+        line = raw.decode("utf-8").removeprefix("\ufeff")
+        if not line.strip():
+          continue
         row = json.loads(line)
         if not isinstance(row, dict):
           raise ValueError("not a JSON object")
         missing = [k for k in required if k not in row]
         if missing:
           raise ValueError(f"missing field(s) {missing}")
-      except ValueError as e:
+      except (ValueError, RecursionError) as e:  # UnicodeDecodeError is a ValueError
         if on_error == "raise":
           raise ValueError(f"{path}:{lineno}: {e}") from None
         skipped += 1
@@ -75,7 +82,7 @@ def load_prompts(spec: str, *, limit: int | None = None, seed: int = 0,
   """Prompt records for `spec` (see the module docstring)."""
   name, _, split = spec.partition(":")
   if name == "arithmetic":
-    return tasks.arithmetic_examples(split or "train", limit or 2000, seed=seed)
+    return tasks.arithmetic_examples(split or "train", limit or None, seed=seed)
   if name == "countdown":
     return tasks.countdown_examples(split or "train", limit or 2000, seed=seed)
   if name in _FILES:

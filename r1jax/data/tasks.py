@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import fractions
 import hashlib
+import logging
 import operator
 import random
 from typing import Any
@@ -42,10 +43,13 @@ def addition_cot(a: int, b: int) -> str:
   return " , ".join(steps)
 
 
-def arithmetic_examples(split: str, n: int, *, seed: int = 0, digits: int = 2) -> list[dict[str, Any]]:
+def arithmetic_examples(split: str, n: int | None = None, *, seed: int = 0,
+                        digits: int = 2) -> list[dict[str, Any]]:
   """`n` addition problems of `digits`-digit operands from `split` ("train" or "test").
 
   Each is {"question", "answer", "cot"}; the test split is the hashed 10 % of pairs.
+  n=None: every pair of the split once. A larger n repeats training pairs, but never
+  test pairs: an evaluation set holds each problem once (capped, with a warning).
   """
   if split not in ("train", "test"):
     raise ValueError(f"split must be 'train' or 'test', got {split!r}")
@@ -54,7 +58,10 @@ def arithmetic_examples(split: str, n: int, *, seed: int = 0, digits: int = 2) -
            if _held_out(a, b) == (split == "test")]
   rng = random.Random(f"{seed}-{split}")
   rng.shuffle(pairs)
-  if n > len(pairs):
+  n = len(pairs) if n is None else n
+  if n > len(pairs) and split == "test":
+    logging.warning("arithmetic:test has %d distinct problems; using those, not %d", len(pairs), n)
+  elif n > len(pairs):
     pairs = pairs * (n // len(pairs) + 1)
   return [{"question": f"What is {a} + {b}?", "answer": str(a + b), "cot": addition_cot(a, b)}
           for a, b in pairs[:n]]
