@@ -22,6 +22,7 @@ import logging
 from collections.abc import Callable, Mapping
 from math import isfinite  # not `import math`: the submodule .math would shadow it
 
+from r1jax.rl.rewards.code import code_reward
 from r1jax.rl.rewards.countdown import arithmetic_reward, countdown_reward
 from r1jax.rl.rewards.format import format_reward, tag_count_reward
 from r1jax.rl.rewards.language import language_consistency_reward
@@ -36,6 +37,7 @@ REWARDS: dict[str, RewardFn] = {
     "countdown": countdown_reward,
     "arithmetic": arithmetic_reward,
     "language": language_consistency_reward,
+    "code": code_reward,
 }
 
 FAILED_REWARD = 0.0
@@ -152,6 +154,6 @@ def combine(specs: Mapping[str, float]) -> RewardFn:
   return combined
 
 
-__all__ = ["FAILED_REWARD", "REWARDS", "accuracy_reward", "arithmetic_reward", "combine",
-           "countdown_reward", "extract_answer", "format_reward", "get_reward",
+__all__ = ["FAILED_REWARD", "REWARDS", "accuracy_reward", "arithmetic_reward", "code_reward",
+           "combine", "countdown_reward", "extract_answer", "format_reward", "get_reward",
            "language_consistency_reward", "math_equal", "score", "tag_count_reward"]
