@@ -79,3 +79,62 @@ def test_prompt_iterator_resumes_exactly():
   assert [next(fresh), next(fresh)] == expected
   with pytest.raises(ValueError, match="empty"):
     PromptIterator([], 4, seed=0)
+
+
+GOOD_ROW = {"question": "q", "answer": "1"}
+HOSTILE_JSONL_LINES = {
+    "binary_garbage": random.Random(0).randbytes(4096).replace(b"\n", b"\x00"),
+    "ten_mb_unterminated": b'{"question": "' + b"x" * (10 << 20),
+    "invalid_utf8": b'{"question": "caf\xe9", "answer": "1"}',  # Latin-1, not UTF-8
+    "truncated_utf8": b'{"question": "\xe4\xb8", "answer": "1"}',
+    "json_array": b'[{"question": "q", "answer": "1"}]',
+    "json_string": b'"{\\"question\\": \\"q\\", \\"answer\\": \\"1\\"}"',
+    "nested_200k": b"[" * 200_000,  # RecursionError in the JSON decoder
+    "int_5000_digits": b'{"question": "q", "answer": ' + b"9" * 5_000 + b"}",
+    "nul_bytes": b"\x00" * 100,
+    "bom_in_the_middle_of_a_line": b'{"question": "q", \xef\xbb\xbf"answer": "1"}',
+}
+
+
+@pytest.mark.parametrize("name", HOSTILE_JSONL_LINES)
+def test_read_jsonl_hostile_line(tmp_path, caplog, name):
+  """A hostile line between two good ones: raise mode names it (file:line, without quoting
+  it), skip mode keeps the good rows and counts it."""
+  good = json.dumps(GOOD_ROW).encode()
+  path = tmp_path / "d.jsonl"
+  path.write_bytes(good + b"\n" + HOSTILE_JSONL_LINES[name] + b"\n" + good + b"\n")
+  with pytest.raises(ValueError, match=r"d\.jsonl:2: ") as e:
+    read_jsonl(str(path), ("question", "answer"))
+  assert len(str(e.value)) < 500
+  with caplog.at_level("WARNING"):
+    rows = read_jsonl(str(path), ("question", "answer"), on_error="skip")
+  assert rows == [GOOD_ROW, GOOD_ROW]
+  assert "skipped 1 malformed line(s) of 3" in caplog.text
+
+
+def test_read_jsonl_hostile_file(tmp_path):
+  """Every hostile line at once, and a 10 MB line that is valid: skip mode keeps the valid
+  rows and counts the rest; raise mode stops at the first bad line."""
+  big = {"question": "x" * (10 << 20), "answer": "1"}
+  lines = [json.dumps(GOOD_ROW).encode(), *HOSTILE_JSONL_LINES.values(), json.dumps(big).encode()]
+  path = tmp_path / "d.jsonl"
+  path.write_bytes(b"\n".join(lines))  # no final newline
+  rows = read_jsonl(str(path), ("question", "answer"), on_error="skip")
+  assert rows == [GOOD_ROW, big]
+  with pytest.raises(ValueError, match=r"d\.jsonl:2: "):
+    read_jsonl(str(path), ("question", "answer"))
+
+
+def test_read_jsonl_byte_order_mark_and_line_endings(tmp_path):
+  """A UTF-8 BOM (at the start, or where files were joined with cat) and CRLF endings are
+  not malformed lines; a lone CR is not a line break."""
+  good = json.dumps(GOOD_ROW).encode()
+  path = tmp_path / "d.jsonl"
+  path.write_bytes(b"\xef\xbb\xbf" + good + b"\r\n" + good + b"\r\n" + b"\xef\xbb\xbf" + good
+                   + b"\n\xef\xbb\xbf\n")
+  for on_error in ("raise", "skip"):
+    assert read_jsonl(str(path), ("question", "answer"), on_error=on_error) == [GOOD_ROW] * 3
+  path.write_bytes(good + b"\r" + good + b"\n")
+  with pytest.raises(ValueError, match=r"d\.jsonl:1: Extra data"):
+    read_jsonl(str(path), ("question", "answer"))
+  assert read_jsonl(str(path), ("question", "answer"), on_error="skip") == []

@@ -152,13 +152,20 @@ def countdown_reward(prompts: list[str], completions: list[str], *, numbers: lis
 
 
 _INTEGER = re.compile(r"[+-]?(?:\d{1,3}(?:,\d{3})+|\d+)")
+# Python refuses int() of more than 4300 digits (sys.get_int_max_str_digits) with a
+# ValueError; no answer is anywhere near this long, so longer text is simply not an integer.
+MAX_INTEGER_CHARS = 1000
 
 
 def parse_integer(text: str | None) -> int | None:
-  """"1,234" / "-7" / " 85 " -> int; anything else (decimals, words, None) -> None."""
-  if not isinstance(text, str) or not _INTEGER.fullmatch(text.strip()):
+  """"1,234" / "-7" / " 85 " -> int; anything else (decimals, words, None, more than
+  MAX_INTEGER_CHARS characters) -> None."""
+  if not isinstance(text, str):
     return None
-  return int(text.strip().replace(",", ""))
+  text = text.strip()
+  if len(text) > MAX_INTEGER_CHARS or not _INTEGER.fullmatch(text):
+    return None
+  return int(text.replace(",", ""))
 
 
 def arithmetic_reward(prompts: list[str], completions: list[str], *, answer: list, **_
@@ -169,6 +176,6 @@ def arithmetic_reward(prompts: list[str], completions: list[str], *, answer: lis
   for c, a in zip(completions, answer, strict=True):
     gold = parse_integer(str(a))
     if gold is None:
-      raise ValueError(f"arithmetic_reward needs integer gold answers, got {a!r}")
+      raise ValueError(f"arithmetic_reward needs integer gold answers, got {str(a)[:80]!r}")
     out.append(float(parse_integer(extract_answer(c)) == gold))
   return out

@@ -33,9 +33,14 @@ def _full_text(prompt: str, completion: str, think_prefilled: bool | None) -> st
   """The completion with a prefilled "<think>" put back and trailing stop tokens removed."""
   if think_prefilled is None:
     think_prefilled = think_is_prefilled(prompt)
-  text = completion.rstrip()
-  while (i := text.rfind("<")) >= 0 and _SPECIAL_TOKEN.fullmatch(text, i):
-    text = text[:i].rstrip()
+  # Walk back over "… </s> </s>" by index: slicing off one token at a time would copy the
+  # text once per token, quadratic in a completion of a million stop tokens.
+  text, end = completion, len(completion.rstrip())
+  while (i := text.rfind("<", 0, end)) >= 0 and _SPECIAL_TOKEN.fullmatch(text, i, end):
+    end = i
+    while end and text[end - 1].isspace():
+      end -= 1
+  text = text[:end]
   return "<think>" + text if think_prefilled else text
 
 

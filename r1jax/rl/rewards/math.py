@@ -17,6 +17,13 @@ reach the worker.
 Both answers are read with math-verify's LaTeX reader only (bare text is wrapped in
 \\boxed{}): its plain-text reader takes the last number in the text, which would accept
 "8n^2 + 4n + 1" for the gold "1".
+
+Hostile answers are turned away before any regex or the worker sees them: one longer than
+MAX_ANSWER_CHARS, or with brackets nested deeper than MAX_NESTING, is judged unequal at once.
+math-verify's parser slows down steeply with nesting ("{{{{{{{{{{{{1}}}}}}}}}}}}" alone
+takes seconds), and a megabyte of text is minutes of parsing; either would cost a timeout
+and a worker restart. No real answer comes near the bounds (MATH-500's golds: at most 53
+characters and depth 2).
 """
 
 from __future__ import annotations
@@ -102,9 +109,30 @@ _PLAIN_NUMBER = re.compile(r"(?:\\?\$)?[+-]?(?:\d{1,3}(?:,\d{3})+|\d+)?(?:\.\d+)
 def _plain_number(s: str) -> fractions.Fraction | None:
   """"1,000" / "-2.50" / ".5" / "$18" -> an exact Fraction; anything else -> None."""
   s = s.strip()
-  if not any(c.isdigit() for c in s) or not _PLAIN_NUMBER.fullmatch(s) or len(s) > 100:
+  if len(s) > 100 or not any(c.isdigit() for c in s) or not _PLAIN_NUMBER.fullmatch(s):
     return None
   return fractions.Fraction(s.lstrip("\\$").replace(",", ""))
+
+
+# ------------------------------------------------------------------------ hostile answers
+
+MAX_ANSWER_CHARS = 1000  # longer answers (either side) are unequal without parsing
+MAX_NESTING = 10  # so are answers whose brackets nest deeper
+
+_OPEN, _CLOSE = frozenset("([{"), frozenset(")]}")
+
+
+def _too_deep(s: str) -> bool:
+  """Whether `s` nests ( [ { (any mix, escaped or not) deeper than MAX_NESTING."""
+  depth = 0
+  for c in s:
+    if c in _OPEN:
+      depth += 1
+      if depth > MAX_NESTING:
+        return True
+    elif c in _CLOSE:
+      depth = max(depth - 1, 0)
+  return False
 
 
 # ------------------------------------------------------------------------ the worker
@@ -260,13 +288,17 @@ def math_equal(pred: str | None, gold: str, *, timeout: float = 2.0) -> bool:
   """Whether the answer `pred` equals the reference `gold`; False on failure or timeout.
 
   Words after a final number are dropped ("18 dollars" -> "18"). Plain numbers ("1,000",
-  "-2.5", "$18") are then compared exactly in-process; everything else goes to math-verify
-  in the worker process, which gets `timeout` seconds before it is killed. Both sides are
-  read as LaTeX: as written when they contain $…$, \\(…\\) or \\boxed, else as \\boxed{…}.
-  Safe to call from any thread (calls are serialised). Never raises, except ImportError
-  when math-verify is not installed.
+  "-2.5", "$18") are then compared exactly in-process; either side longer than
+  MAX_ANSWER_CHARS or nested deeper than MAX_NESTING is unequal at once; everything else
+  goes to math-verify in the worker process, which gets `timeout` seconds before it is
+  killed (a call that finds the worker restarting first waits for it to start). Both sides
+  are read as LaTeX: as written when they contain $…$, \\(…\\) or \\boxed, else as
+  \\boxed{…}. Safe to call from any thread (calls are serialised). Never raises, except
+  ImportError when math-verify is not installed.
   """
   if not isinstance(pred, str) or not isinstance(gold, str) or not pred.strip():
+    return False
+  if len(pred) > MAX_ANSWER_CHARS or len(gold) > MAX_ANSWER_CHARS:
     return False
   try:
     pred = _drop_words(pred)
@@ -276,6 +308,8 @@ def math_equal(pred: str | None, gold: str, *, timeout: float = 2.0) -> bool:
         return True
       if p.denominator == 1 and g.denominator == 1 and "." not in pred + gold:
         return False  # unequal integers; decimals go on to math-verify's rounding rules
+    if _too_deep(pred) or _too_deep(gold):
+      return False
     _require_math_verify()
     return _WORKER.check(pred, gold, timeout)
   except ImportError:
