@@ -35,17 +35,17 @@ def summary_markdown(rows: list[dict], keys=PANELS) -> str:
 
 def render(workdir: str) -> tuple[str, str]:
   """Writes report.png and report.md into `workdir`; returns their paths."""
-  import matplotlib
-  matplotlib.use("Agg")
-  import matplotlib.pyplot as plt
+  # A bare Figure draws off-screen without touching pyplot's backend (safe in notebooks).
+  from matplotlib.figure import Figure
 
   rows = read_metrics(workdir)
   if not rows:
     raise FileNotFoundError(f"no metrics in {os.path.join(workdir, 'metrics.jsonl')}")
   keys = [k for k in PANELS if series(rows, k)[1]]
   cols = 3
-  fig, axes = plt.subplots((len(keys) + cols - 1) // cols, cols, figsize=(4 * cols, 2.8 * ((len(keys) + cols - 1) // cols)),
-                           squeeze=False)
+  n_rows = (len(keys) + cols - 1) // cols
+  fig = Figure(figsize=(4 * cols, 2.8 * n_rows))
+  axes = fig.subplots(n_rows, cols, squeeze=False)
   for ax, k in zip(axes.flat, keys):
     steps, vals = series(rows, k)
     ax.plot(steps, vals, marker="o" if len(vals) < 20 else None, markersize=3)
@@ -58,7 +58,6 @@ def render(workdir: str) -> tuple[str, str]:
   fig.tight_layout()
   png, md = os.path.join(workdir, "report.png"), os.path.join(workdir, "report.md")
   fig.savefig(png, dpi=100)
-  plt.close(fig)
   with open(md, "w") as f:
     f.write(f"# {os.path.basename(os.path.normpath(workdir))}\n\n![curves](report.png)\n\n")
     f.write(summary_markdown(rows, keys))
