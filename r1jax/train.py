@@ -73,11 +73,14 @@ def make_optimizer(config: ml_collections.ConfigDict) -> optax.GradientTransform
                      optax.adamw(schedule, b1=o.b1, b2=o.b2, weight_decay=o.weight_decay))
 
 
-def make_train_step(cfg: ModelConfig, loss_fn, optimizer):
+def make_train_step(cfg: ModelConfig, loss_fn, optimizer, *, state_shardings=None,
+                    metrics_sharding=None):
   """(state, batch) -> (state, metrics): one optimizer update; skipped if not finite.
 
   `loss_fn(params, batch) -> (loss, (metrics, model_aux))` with params = {"params",
   "buffers"}. MoE router biases move by the aux-loss-free rule from the step's loads.
+  `state_shardings` (a tree like the state) pins the new state where the old one lives,
+  so the step compiles once and parameters keep the sharding rules' layout.
   """
   def step(state: State, batch: dict[str, jax.Array]):
     def f(p):
@@ -98,7 +101,8 @@ def make_train_step(cfg: ModelConfig, loss_fn, optimizer):
     metrics = dict(metrics, loss=loss, grad_norm=grad_norm, skipped_steps=new_state["skipped"])
     return new_state, metrics
 
-  return jax.jit(step, donate_argnums=0)
+  out_shardings = None if state_shardings is None else (state_shardings, metrics_sharding)
+  return jax.jit(step, donate_argnums=0, out_shardings=out_shardings)
 
 
 def init_weights(config, cfg: ModelConfig, rng, mesh, *, step: int | None = None):
@@ -162,7 +166,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
     stage.set_data_state(saved_meta.get("data"))
     logging.warning("resumed from step %d in %s", int(state["step"]), workdir)
 
-  train_step = make_train_step(cfg, stage.loss_fn, optimizer)
+  train_step = make_train_step(cfg, stage.loss_fn, optimizer,
+                               state_shardings=jax.tree.map(lambda x: x.sharding, state),
+                               metrics_sharding=sharding.replicated(mesh))
   start, total = int(state["step"]), config.train.num_steps
   # Step `start`'s row (or the step-0 evaluation of a fresh run) is already in the log.
   writer = MetricsWriter(workdir, first_step=start + 1 if start else 0)
@@ -250,7 +256,11 @@ def main(argv):
       "workdirs", os.path.splitext(os.path.basename(flags.FLAGS["config"].config_filename))[0])
   from absl import logging as absl_logging
   absl_logging.set_verbosity(absl_logging.WARNING)  # orbax is chatty at INFO
-  print(f"r1jax: stage={config.stage} model={config.model} workdir={workdir}")
+  from r1jax import distributed
+  distributed.initialize_from_env()  # a no-op unless SLURM / a TPU pod / R1JAX_* say so
+  if distributed.is_main_process():
+    print(f"r1jax: stage={config.stage} model={config.model} workdir={workdir} "
+          f"({distributed.describe()})")
   train_and_evaluate(config, workdir)
 
 

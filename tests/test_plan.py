@@ -1,0 +1,127 @@
+"""r1jax.plan: exact per-device bytes from shapes, clear errors, and XLA agreeing."""
+
+import importlib.util
+import os
+import subprocess
+import sys
+
+import jax
+import pytest
+
+from configs import grpo_zero, pretrain_tiny
+from r1jax import plan
+
+V5P_256 = dict(data=1, fsdp=32, expert=8, tensor=1)
+
+
+def _grpo_671b(**rl):
+  c = grpo_zero.get_config()
+  c.model = "deepseek_v3_671b"
+  c.rl.prompts_per_step, c.rl.num_generations = 32, 8  # 256 rollouts, one per device
+  c.rl.max_new_tokens, c.rl.beta = 40, 0.001
+  c.rl.update(rl)
+  return c
+
+
+def test_parse_mesh():
+  assert plan.parse_mesh("data:1,fsdp:32,expert:8,tensor:1") == V5P_256
+  assert plan.parse_mesh("fsdp:-1") == {"fsdp": -1}
+  with pytest.raises(ValueError, match="'fsdp=2' is not axis:size"):
+    plan.parse_mesh("fsdp=2")
+
+
+def test_671b_on_256_chips_from_shapes_alone():
+  before = sum(x.nbytes for x in jax.live_arrays())
+  r = plan.plan(_grpo_671b(), V5P_256, device_memory_gb=95, prompt_len=128)
+  assert sum(x.nbytes for x in jax.live_arrays()) - before < 10**6  # nothing allocated
+  lines = {x.name: x for x in r["lines"] + r["train_lines"] + r["rollout_lines"]}
+  params = lines["parameters (float32)"].bytes
+  # the expert weights alone: [58, 256, 7168, 2048] float32 split 256 ways, three of them
+  assert params > 3 * 58 * 7168 * 2048 * 4
+  assert lines["optimizer state (AdamW mu, nu)"].bytes == pytest.approx(2 * params, abs=64)
+  assert lines["reference model (KL, beta>0)"].bytes >= params
+  assert lines["rollout cache"].bytes == 61 * 168 * 576 * 2 + 168 * 4  # one row per device
+  assert all(lines[k].how == plan.EXACT for k in ("parameters (float32)", "rollout cache"))
+  assert lines["activations, remat=full"].how == plan.ESTIMATE
+  # The default rules leave the MLA up-projections (q_lora, kv_lora axes) replicated.
+  assert r["largest"][0][0] == "['moe_layers']['attn']['q_b_proj']"
+  assert r["verdict"] == "does not fit" and r["persistent"] > 95e9
+  text = plan.format_report(r)
+  assert "DOES NOT FIT on 256 x 95 GB" in text and "exact" in text and "estimate" in text
+
+
+def test_rules_that_split_every_weight_256_ways():
+  r = plan.plan(_grpo_671b(), V5P_256, device_memory_gb=110, prompt_len=128,
+                rules="embed:fsdp+expert,q_lora:fsdp,kv_lora:fsdp")
+  # 671B + 11.6B MTP in float32 over 256 devices is 10.7 GB; the rest is what fsdp×expert
+  # cannot split (norms, the router, o_proj's head dims).
+  assert 10.6e9 < r["lines"][0].bytes < 11.2e9
+  assert r["persistent"] < 45e9  # vs 103 GB with the default rules
+  assert r["verdict"] == "fits", plan.format_report(r)
+
+
+@pytest.mark.parametrize("axes, overrides, match", [
+    (dict(expert=512), {},
+     r"n_routed_experts=256 is not divisible by the expert mesh axis \(512\)"),
+    (dict(tensor=256), {}, r"n_heads=128 is not divisible by the tensor mesh axis \(256\)"),
+    (V5P_256, dict(prompts_per_step=16),
+     r"batch size 128 is not divisible by data×fsdp×expert = 1×32×8 = 256"),
+    (V5P_256, dict(max_new_tokens=200_000), r"exceeds the context of 'deepseek_v3_671b'"),
+])
+def test_clear_errors(axes, overrides, match):
+  with pytest.raises(ValueError, match=match):
+    plan.plan(_grpo_671b(**overrides), axes, prompt_len=128)
+
+
+def test_mesh_must_match_the_real_devices():
+  with pytest.raises(ValueError, match=r"has 16 devices, but 8 are available"):
+    plan.plan(_grpo_671b(), dict(fsdp=16), compile="devices", prompt_len=128)
+
+
+def test_671b_train_step_lowers_for_an_abstract_mesh():
+  r = plan.plan(_grpo_671b(), V5P_256, prompt_len=32, compile="lower")
+  assert r["xla"] == {"lowered": 1.0}
+
+
+def _tiny_lm():
+  c = pretrain_tiny.get_config()
+  c.data.batch_size, c.data.seq_len = 8, 32
+  c.model_overrides.n_layers = 2  # 1 dense + 1 MoE block: a quicker compile
+  return c
+
+
+def test_tiny_compiled_on_8_devices_matches_the_exact_bytes():
+  r = plan.plan(_tiny_lm(), dict(fsdp=2, expert=2, tensor=2), compile="devices",
+                device_memory_gb=1)
+  xla = r["xla"]
+  batch = next(x.bytes for x in r["train_lines"] if x.name == "train batch")
+  # XLA's arguments are the state and the batch: what the plan computed from shapes,
+  # plus the step counters and the optimizer's scalar counts.
+  assert 0 <= xla["arguments"] - (r["persistent"] + batch) <= 64
+  assert xla["aliased"] > 0.9 * r["persistent"]  # the state is donated
+  assert r["train_peak"] == xla["peak"] and r["verdict"] == "fits"
+
+
+@pytest.mark.skipif(importlib.util.find_spec("libtpu") is None
+                    and not os.environ.get("TPU_LIBRARY_PATH"), reason="needs libtpu")
+def test_tiny_compiled_for_a_tpu_slice_that_is_not_attached():
+  r = plan.plan(_tiny_lm(), dict(fsdp=2, expert=2), compile="tpu", topology="v5p:2x2x1",
+                device_memory_gb=95)
+  assert r["xla"]["peak"] > r["persistent"] and r["verdict"] == "fits"
+
+
+def test_cli():
+  root = os.path.dirname(os.path.dirname(__file__))
+  run = lambda *args: subprocess.run(
+      [sys.executable, "-m", "r1jax.plan", "--config=configs/grpo_zero.py",
+       "--config.model=deepseek_v3_671b", "--prompt_len=128", *args],
+      cwd=root, capture_output=True, text=True, timeout=120)
+  ok = run("--mesh=data:1,fsdp:32,expert:8,tensor:1", "--config.rl.prompts_per_step=32",
+           "--config.rl.num_generations=8", "--device_memory_gb=95")
+  assert ok.returncode == 0, ok.stderr
+  assert "verdict: DOES NOT FIT on 256 x 95 GB" in ok.stdout
+  bad = run("--mesh=data:1,fsdp:32,expert:8,tensor:1", "--config.rl.prompts_per_step=16",
+            "--config.rl.num_generations=8")
+  assert bad.returncode != 0
+  assert "r1jax.plan: batch size 128 is not divisible" in bad.stderr
+  assert "Traceback" not in bad.stderr
