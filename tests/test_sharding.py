@@ -59,7 +59,8 @@ def test_every_parameter_follows_the_rules():
       ("lm_head",): P("fsdp", "tensor"),
       ("moe_layers", "moe", "w_down"): P(None, "expert", "tensor", "fsdp"),
       ("moe_layers", "moe", "gate"): P(None, "fsdp", None),
-      ("moe_layers", "attn", "q_b_proj"): P(None, None, "tensor", None),
+      ("moe_layers", "attn", "q_b_proj"): P(None, "fsdp", "tensor", None),  # split on q_lora
+      ("moe_layers", "attn", "q_a_proj"): P(None, "fsdp", None),  # fsdp taken by embed
       ("moe_layers", "attn", "o_proj"): P(None, "tensor", None, "fsdp"),
       ("dense_layers", "mlp", "gate_proj"): P(None, "fsdp", "tensor"),
       ("final_norm", "scale"): P(None),
