@@ -2,7 +2,10 @@
 
 A token batch is {"tokens", "loss_mask", "segment_ids", "positions"}, all [B, L] int32;
 loss_mask[b, t] = 1 when tokens[b, t] is a target (predicted from position t − 1), so
-SFT masks the prompt and pretraining masks only padding.
+SFT masks the prompt and pretraining masks only padding. A row may pack several
+sequences (`r1jax.data.conversations.packed_batch`): segment ids 1, 2, … with positions
+restarting at 0; the first token of each sequence is never a target, and MTP targets
+count only within their sequence, so the loss is that of the sequences one per row.
 """
 
 from __future__ import annotations
@@ -14,7 +17,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from r1jax.models import ModelConfig, forward, mtp_loss
+from r1jax.models import ModelConfig, forward
 
 
 def token_batch(sequences: Sequence[Sequence[int]], targets: Sequence[Sequence[int]] | None,
@@ -56,10 +59,29 @@ def make_lm_loss(cfg: ModelConfig) -> Callable:
       loss = loss + aux["balance_loss"]
     if "mtp_logits" in aux:
       # MTP module k at position i predicts t_{i+k+1}; its targets follow the same mask.
-      full_mask = batch["loss_mask"][:, :-1]
-      metrics["mtp_loss"] = mtp_loss(aux["mtp_logits"], tokens[:, :-1], full_mask,
-                                     cfg.mtp_loss_weight)
+      metrics["mtp_loss"] = packed_mtp_loss(aux["mtp_logits"], tokens[:, :-1],
+                                            batch["loss_mask"][:, :-1],
+                                            batch["segment_ids"][:, :-1], cfg.mtp_loss_weight)
       loss = loss + metrics["mtp_loss"]
     return loss, (metrics, aux)
 
   return loss_fn
+
+
+def packed_mtp_loss(mtp_logits: jax.Array, tokens: jax.Array, mask: jax.Array,
+                    segment_ids: jax.Array, weight: float) -> jax.Array:
+  """λ/D · Σ_k CE of MTP module k predicting t_{i+k+1} (V3 eq. 24-25), within sequences.
+
+  mtp_logits [D, B, T, V]; tokens, mask (1 where a token is a target), segment_ids [B, T].
+  As `r1jax.models.mtp_loss`, except that position i's target t_{i+k+1} counts only when
+  it lies in i's segment: in a packed row it may be the next sequence's token.
+  """
+  n_mtp, _, T, _ = mtp_logits.shape
+  total = 0.0
+  for k in range(1, n_mtp + 1):
+    logp = jax.nn.log_softmax(mtp_logits[k - 1, :, : T - k - 1], axis=-1)
+    nll = -jnp.take_along_axis(logp, tokens[:, k + 1:, None], axis=-1)[..., 0]
+    m = (mask[:, k + 1:] * (segment_ids[:, k + 1:] == segment_ids[:, : T - k - 1]))
+    m = m.astype(jnp.float32)
+    total = total + (nll * m).sum() / jnp.maximum(m.sum(), 1.0)
+  return weight * total / n_mtp

@@ -179,3 +179,46 @@ def test_export_hf_and_the_shipped_base(base_workdir, tmp_path):
   base_cfg, _ = load_hf_checkpoint(grpo_zero.get_config().init_from)
   ckpt_lib.check_same_model(ckpt_lib.model_config_dict(base_cfg), presets.get("deepseek_v3_tiny"),
                             "r1jax/assets/tiny_base")
+
+
+def _sft_config(data_dir, steps):
+  from configs import sft_cold_start
+  from r1jax.data import conversations
+
+  c = sft_cold_start.get_config()
+  c.data.source = str(data_dir / "cold_start.jsonl")
+  if not (data_dir / "cold_start.jsonl").exists():
+    conversations.write_jsonl(c.data.source, conversations.arithmetic_conversations("train", 60))
+  c.data.eval_source, c.data.eval_fraction = "", 0.2  # 48 to train on: 2 batches an epoch
+  c.data.batch_size = 8
+  c.train.num_steps = steps
+  c.train.log_every = 1
+  c.train.eval_every = steps
+  c.train.save_every = 2
+  return c
+
+
+def test_sft_cold_start_end_to_end_and_resume(tmp_path):
+  straight, split = tmp_path / "straight", tmp_path / "split"
+  train_and_evaluate(_sft_config(tmp_path, 3), str(straight))
+  rows = read_metrics(str(straight))
+  assert [r["step"] for r in rows] == [0, 1, 2, 3]
+  assert set(rows[0]) == {"step", "eval/nll", "eval/token_accuracy"}
+  assert [r["data/epoch"] for r in rows[1:]] == [0.5, 1.0, 1.5]  # into the second epoch
+  assert rows[3]["eval/nll"] < rows[0]["eval/nll"] and rows[3]["skipped_steps"] == 0
+  assert 0 < rows[1]["data/fill"] <= 1 and rows[1]["token_accuracy"] > 0
+  # fine-tuned from the shipped base, not from a random init
+  from r1jax.models.hf import load_hf_checkpoint
+  _, base = load_hf_checkpoint(_sft_config(tmp_path, 3).init_from)
+  emb0, emb1 = base["params"]["embed"], _weights(straight)["params"]["embed"]
+  assert np.abs(np.asarray(emb1) - np.asarray(emb0)).max() < 0.05
+
+  train_and_evaluate(_sft_config(tmp_path, 2), str(split))
+  train_and_evaluate(_sft_config(tmp_path, 3), str(split))  # resumes at step 2, epoch 2
+  a, b = rows[1:], read_metrics(str(split))[1:]
+  assert [r["step"] for r in b] == [1, 2, 3]
+  for key in ("loss", "data/epoch"):
+    np.testing.assert_allclose([r[key] for r in b], [r[key] for r in a], rtol=1e-6, err_msg=key)
+  np.testing.assert_allclose(b[-1]["eval/nll"], a[-1]["eval/nll"], rtol=1e-6)
+  jax.tree.map(lambda x, y: np.testing.assert_allclose(x, y, rtol=1e-6, atol=1e-7),
+               _weights(straight), _weights(split))
