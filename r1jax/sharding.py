@@ -14,8 +14,9 @@ override the table in their config; model code never names a mesh axis.
 
 from __future__ import annotations
 
+import contextlib
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 
 import flax.linen as nn
 import jax
@@ -124,6 +125,14 @@ def shard_params(cfg: ModelConfig, params, mesh: Mesh, rules=DEFAULT_RULES):
   """Places existing parameters (e.g. loaded from a checkpoint) onto the mesh."""
   check_divisibility(cfg, mesh)
   return jax.device_put(params, param_shardings(cfg, mesh, rules))
+
+
+@contextlib.contextmanager
+def activation_sharding(mesh: Mesh, rules=DEFAULT_RULES) -> Iterator[None]:
+  """While tracing under this context, model activations carry the rules' layout
+  (e.g. the residual stream split over the batch axes); outside it they are left to XLA."""
+  with jax.set_mesh(mesh), nn.logical_axis_rules(list(rules)):
+    yield
 
 
 def replicated(mesh: Mesh) -> NamedSharding:

@@ -173,7 +173,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
   # Step `start`'s row (or the step-0 evaluation of a fresh run) is already in the log.
   writer = MetricsWriter(workdir, first_step=start + 1 if start else 0)
   if start == 0 and config.train.eval_every:  # the starting point, for the curves
-    writer.write(0, stage.evaluate(state, jax.random.fold_in(eval_rng, 0)))
+    with sharding.activation_sharding(mesh):
+      writer.write(0, stage.evaluate(state, jax.random.fold_in(eval_rng, 0)))
   interrupted = []
   prev = signal.signal(signal.SIGTERM, lambda *_: interrupted.append(True))
   last: dict[str, float] = {}
@@ -184,9 +185,10 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
     for step in range(start, total):
       t0 = time.perf_counter()
       state = stage.begin_step(state)
-      batch, host_metrics = stage.next_batch(state, jax.random.fold_in(rng, step + 1))
-      for _ in range(stage.updates_per_batch):
-        state, metrics = train_step(state, batch)
+      with sharding.activation_sharding(mesh):  # traced steps split activations by batch
+        batch, host_metrics = stage.next_batch(state, jax.random.fold_in(rng, step + 1))
+        for _ in range(stage.updates_per_batch):
+          state, metrics = train_step(state, batch)
       metrics = {k: float(v) for k, v in jax.device_get(metrics).items()}
       metrics.update(host_metrics)
       metrics["time/step_s"] = time.perf_counter() - t0
@@ -198,7 +200,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
             f"(limit train.max_consecutive_skips); step {step + 1}'s metrics: {metrics}")
       done = step + 1
       if config.train.eval_every and (done % config.train.eval_every == 0 or done == total):
-        metrics.update(stage.evaluate(state, jax.random.fold_in(eval_rng, done)))
+        with sharding.activation_sharding(mesh):
+          metrics.update(stage.evaluate(state, jax.random.fold_in(eval_rng, done)))
       if done % config.train.log_every == 0 or done == total or "eval/accuracy" in metrics:
         writer.write(done, metrics)
         samples = stage.samples()
