@@ -311,7 +311,7 @@ def evaluate_dataset(config, cfg, params, tokenizer, spec: str, records: list[di
     t1 = time.perf_counter()
     # The chat template writes its own BOS string; the R1-Zero template needs the id.
     texts, lengths, finish = _sample(cfg, params, tokenizer, padded, sp,
-                                     seed=int(batch_seed[0]), add_bos=d.template != "r1_chat")
+                                     seed=int(batch_seed[0]), add_bos=True)
     t_gen += time.perf_counter() - t1
     R = len(chunk) * n
     flat_prompts = [p for p in prompts for _ in range(n)]

@@ -30,14 +30,15 @@ from r1jax.stages import Stage
 
 def prompt_text(template: str, question: str, instruction: str = "") -> str:
   """The prompt for `question`: the R1-Zero template (R1 Table 1), DeepSeek-R1's chat
-  format ending in "<｜Assistant｜><think>\n" (for R1 and its distilled students), or the
-  bare question. `instruction` is appended to the question, e.g. "Please reason step by
-  step, and put your final answer within \\boxed{}." as DeepSeek recommends."""
+  format ending in "<｜Assistant｜><think>\n" (for R1 and its distilled students; without
+  the BOS string, which the tokenizer adds as its id, as SFT does), or the bare question.
+  `instruction` is appended to the question, e.g. "Please reason step by step, and put
+  your final answer within \\boxed{}." as DeepSeek recommends."""
   question = f"{question} {instruction}".strip() if instruction else question
   if template == "r1_zero":
     return r1_zero_prompt(question)
-  if template == "r1_chat":
-    return r1_chat_prompt([{"role": "user", "content": question}])
+  if template == "r1_chat":  # the tokenizer adds BOS as its id: encode with add_bos=True
+    return r1_chat_prompt([{"role": "user", "content": question}], bos="")
   if template == "none":
     return question
   raise ValueError(f"unknown config.data.template={template!r}; one of 'r1_zero', 'r1_chat', "
@@ -140,8 +141,7 @@ class GRPOStage(Stage):
   def _rollout(self, params, records, n: int, seed: int, **overrides):
     d = self.config.data
     texts_in = [prompt_text(d.template, r["question"], d.get("instruction", "")) for r in records]
-    # The chat template writes its own BOS string; the R1-Zero template needs the id.
-    prompts = [self.tokenizer.encode(t, add_bos=d.template != "r1_chat") for t in texts_in]
+    prompts = [self.tokenizer.encode(t, add_bos=True) for t in texts_in]
     sp = SamplingParams(**dict(self.sampling, n=n, seed=seed, **overrides))
     result = generate(self.cfg, params, prompts, sp, pad_id=self.tokenizer.pad_id)
     tokens, mask = np.asarray(result.tokens), np.asarray(result.mask)
