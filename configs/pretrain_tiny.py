@@ -2,9 +2,11 @@
 
     python -m r1jax.train --config=configs/pretrain_tiny.py --workdir=workdirs/pretrain_tiny
 
-`deepseek_v3_tiny` learns 2-digit addition from R1-Zero-formatted text in which the
-<think>/<answer> format appears only half the time and the final answer is right only
-half the time: a base model that solves the task sometimes, but not reliably.
+`deepseek_v3_tiny` learns 2-digit addition from R1-Zero-formatted text whose reasoning is
+always right ("7 + 8 = 15 , 4 + 3 + 1 = 8 , so 85") but whose <think>/<answer> format
+appears only half the time and whose final answer copies the reasoning's sum only half
+the time: a base model that can solve the task but does not reliably say so, the gap
+R1-Zero's RL closes (`r1jax.data.tasks.base_document`).
 """
 
 import ml_collections
@@ -23,7 +25,7 @@ def get_config() -> ml_collections.ConfigDict:
   c.data = ml_collections.ConfigDict()
   c.data.source = "tiny_base"
   c.data.batch_size = 32
-  c.data.seq_len = 128
+  c.data.seq_len = 144
   c.data.num_train = 7000
   c.data.num_eval = 64
   c.data.p_format = 0.5  # share of documents in the <think>/<answer> format
