@@ -9,7 +9,7 @@ embedded default mixes 6,000 generated correct additions (`tiny_reasoning`, stan
 for rejection-sampled data) with 2,000 non-reasoning and two-turn conversations
 (`tiny_general`), 3 : 1 as in R1, from the tiny base, for two epochs. With your samples:
 
-    --config.data.source=workdirs/rejection_sampled.jsonl,tiny_general:train
+    --config.data.source=workdirs/rs/rejection_sampled.jsonl,tiny_general:train
 """
 
 import ml_collections

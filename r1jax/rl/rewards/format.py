@@ -29,7 +29,7 @@ def think_is_prefilled(prompt: str) -> bool:
   return prompt.rstrip().endswith("<think>")
 
 
-def _full_text(prompt: str, completion: str, think_prefilled: bool | None) -> str:
+def full_text(prompt: str, completion: str, think_prefilled: bool | None) -> str:
   """The completion with a prefilled "<think>" put back and trailing stop tokens removed."""
   if think_prefilled is None:
     think_prefilled = think_is_prefilled(prompt)
@@ -55,7 +55,7 @@ def is_well_formatted(text: str) -> bool:
 def format_reward(prompts: list[str], completions: list[str], *,
                   think_prefilled: bool | None = None, **_) -> list[float]:
   """1.0 where the completion follows R1-Zero's <think>/<answer> format exactly, else 0.0."""
-  return [float(is_well_formatted(_full_text(p, c, think_prefilled)))
+  return [float(is_well_formatted(full_text(p, c, think_prefilled)))
           for p, c in zip(prompts, completions, strict=True)]
 
 
@@ -69,6 +69,6 @@ def tag_count_reward(prompts: list[str], completions: list[str], *,
   """
   out = []
   for p, c in zip(prompts, completions, strict=True):
-    text = _full_text(p, c, think_prefilled)
+    text = full_text(p, c, think_prefilled)
     out.append(0.25 * sum(text.count(t) == 1 for t in TAGS))
   return out
