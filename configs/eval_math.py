@@ -50,7 +50,7 @@ def get_config(variant: str = "tiny") -> ml_collections.ConfigDict:
   c.sampling.temperature = 0.6
   c.sampling.top_p = 0.95
   c.sampling.top_k = 0
-  c.sampling.max_new_tokens = 40
+  c.sampling.max_new_tokens = 48
   c.sampling.stop_strings = ("</answer>",)
   c.sampling.prompts_per_batch = 16  # a batch holds prompts_per_batch · num_samples rows
 

@@ -34,7 +34,7 @@ def get_config() -> ml_collections.ConfigDict:
   c.rl = ml_collections.ConfigDict()
   c.rl.prompts_per_step = 16
   c.rl.num_generations = 8  # G
-  c.rl.max_new_tokens = 40
+  c.rl.max_new_tokens = 48
   c.rl.temperature = 1.0
   c.rl.top_p = 1.0
   c.rl.top_k = 0

@@ -39,6 +39,8 @@ def test_base_document_noise_rates():
              f"<answer> {ex['answer']} </answer>" in d]
   assert 0.45 < len(formatted) / 2000 < 0.55
   assert 0.45 < len(correct) / 2000 < 0.55
+  # the reasoning is always right and ends in the sum; only the reported answer is noisy
+  assert all(f"{ex['cot']} , so {ex['answer']} " in d for d in docs)
 
 
 def test_read_jsonl_names_the_bad_line(tmp_path):

@@ -9,8 +9,9 @@ task of TinyZero and "Countdown" R1-Zero replications); every problem is generat
 a solution, so it is solvable, and held out by a hash of (numbers, target).
 
 `base_document` renders the noisy pretraining text that makes a base model in the
-spirit of R1-Zero's starting point: it follows the <think>/<answer> format only
-sometimes and writes a wrong answer some of the time, so RL has something to sharpen.
+spirit of R1-Zero's starting point: its reasoning is right, but it follows the
+<think>/<answer> format only sometimes and reports a wrong final answer some of the
+time, so RL has something to sharpen.
 """
 
 from __future__ import annotations
@@ -125,12 +126,17 @@ def base_document(example: dict[str, Any], rng: random.Random, *, p_format: floa
                   p_correct: float = 0.5) -> str:
   """A completion as the noisy base model would write it (after the prompt's 'Assistant:').
 
-  With probability p_format it uses <think> … </think> <answer> … </answer>, else a bare
-  sentence; with probability p_correct the final answer is right, else off by a little.
+  The reasoning is always right and ends in the sum ("7 + 8 = 15 , 4 + 3 + 1 = 8 , so
+  85"); the final answer then copies it with probability p_correct, else is off by a
+  little, so the base has the skill but does not reliably report it, the gap R1-Zero's
+  RL closes. With probability p_format the text uses <think> … </think> <answer> …
+  </answer>, else a bare sentence.
   """
-  answer = int(example["answer"])
+  total = int(example["answer"])
+  answer = total
   if rng.random() >= p_correct:
     answer += rng.choice([-1, 1]) * rng.randint(1, 10)
+  reasoning = f"{example['cot']} , so {total}"
   if rng.random() < p_format:
-    return f" <think> {example['cot']} </think> <answer> {answer} </answer>"
-  return f" {example['cot']} . so the result is {answer} ."
+    return f" <think> {reasoning} </think> <answer> {answer} </answer>"
+  return f" {reasoning} . the result is {answer} ."
