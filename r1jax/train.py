@@ -175,8 +175,18 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
   if start == 0 and config.train.eval_every:  # the starting point, for the curves
     with sharding.activation_sharding(mesh):
       writer.write(0, stage.evaluate(state, jax.random.fold_in(eval_rng, 0)))
-  interrupted = []
-  prev = signal.signal(signal.SIGTERM, lambda *_: interrupted.append(True))
+  # SIGTERM or a first Ctrl-C: finish the step, save it, stop. A second Ctrl-C stops at
+  # once; the last complete checkpoint is kept (saving a half-updated state would not be).
+  interrupted: list[int] = []
+
+  def on_signal(signum, frame):
+    if signum == signal.SIGINT and interrupted:
+      raise KeyboardInterrupt
+    interrupted.append(signum)
+    logging.warning("%s: stopping after this step's checkpoint (Ctrl-C again to stop now)",
+                    signal.Signals(signum).name)
+
+  prev = {s: signal.signal(s, on_signal) for s in (signal.SIGTERM, signal.SIGINT)}
   last: dict[str, float] = {}
   skipped_before, skipped_in_a_row = int(state["skipped"]), 0
   bar = tqdm(total=total, initial=start, desc=config.stage, dynamic_ncols=True,
@@ -213,16 +223,12 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
       if done % config.train.save_every == 0 or done == total or interrupted:
         checkpointer.save(done, state, dict(meta, data=stage.data_state()), force=True)
       if interrupted:
-        logging.warning("SIGTERM: saved step %d, stopping", done)
+        logging.warning("%s: saved step %d, stopping", signal.Signals(interrupted[0]).name, done)
         break
-  except KeyboardInterrupt:
-    step_now = int(state["step"])
-    checkpointer.save(step_now, state, dict(meta, data=stage.data_state()), force=True)
-    logging.warning("interrupted: saved step %d", step_now)
-    raise
   finally:
     bar.close()
-    signal.signal(signal.SIGTERM, prev)
+    for s, handler in prev.items():
+      signal.signal(s, handler)
     checkpointer.close()
     writer.close()
   return last

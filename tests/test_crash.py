@@ -109,13 +109,14 @@ def test_sigkill_mid_save_and_mid_step_resumes_exactly(straight_run, tmp_path):
   _assert_same_run(straight_run, workdir)
 
 
-def test_sigterm_saves_then_stops(straight_run, tmp_path):
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "Ctrl-C"])
+def test_sigterm_and_ctrl_c_save_then_stop(straight_run, tmp_path, signum):
   workdir = tmp_path / "term"
   proc = _start(workdir)
   deadline = time.monotonic() + 240
   while _logged_steps(workdir) < 3 and time.monotonic() < deadline and proc.poll() is None:
     time.sleep(0.01)
-  proc.send_signal(signal.SIGTERM)
+  proc.send_signal(signum)
   _, err = proc.communicate(timeout=120)
   assert proc.returncode == 0, err.decode()[-3000:]
   rows = read_metrics(str(workdir))
