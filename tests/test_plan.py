@@ -43,9 +43,11 @@ def test_671b_on_256_chips_from_shapes_alone():
   assert lines["rollout cache"].bytes == 61 * 168 * 576 * 2 + 168 * 4  # one row per device
   assert all(lines[k].how == plan.EXACT for k in ("parameters (float32)", "rollout cache"))
   assert lines["activations, remat=full"].how == plan.ESTIMATE
-  # The default rules leave the MLA up-projections (q_lora, kv_lora axes) replicated.
-  assert r["largest"][0][0] == "['moe_layers']['attn']['q_b_proj']"
-  assert r["verdict"] == "does not fit" and r["persistent"] > 95e9
+  # The rules split the MLA up-projections over fsdp (replicated they led this list at
+  # 8.8 GB per chip), so the expert weights are the largest per device.
+  assert all("['moe']" in name for name, *_ in r["largest"]), r["largest"]
+  # weights, AdamW state and the reference fit (~50 GB); the activations do not, yet
+  assert r["verdict"] == "does not fit" and 40e9 < r["persistent"] < 95e9
   text = plan.format_report(r)
   assert "DOES NOT FIT on 256 x 95 GB" in text and "exact" in text and "estimate" in text
 
