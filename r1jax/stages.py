@@ -203,4 +203,8 @@ def make_stage(config: ml_collections.ConfigDict, cfg: ModelConfig, tokenizer, m
   if config.stage == "grpo":
     from r1jax.rl.rollout import GRPOStage
     return GRPOStage(config, cfg, tokenizer, mesh)
-  raise ValueError(f"unknown config.stage={config.stage!r}; one of 'pretrain', 'sft', 'grpo'")
+  if config.stage == "reward_model":
+    from r1jax.reward_model import RewardModelStage
+    return RewardModelStage(config, cfg, tokenizer, mesh)
+  raise ValueError(f"unknown config.stage={config.stage!r}; one of 'pretrain', 'sft', 'grpo', "
+                   "'reward_model'")
