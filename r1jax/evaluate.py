@@ -268,11 +268,11 @@ def _import_select_fn(path: str) -> SelectFn | None:
 # ----------------------------------------------------------------- one dataset
 
 
-def _sample(cfg, params, tokenizer, prompts: list[str], sp: SamplingParams, *, add_bos: bool,
+def _sample(cfg, params, tokenizer, prompts: list[str], sp: SamplingParams, *,
             seed: int) -> tuple[list[str], list[int], list[str]]:
   """sp.n completions per prompt (rows prompt·n + j): texts without the eos that ended
   them, lengths in tokens (with it) and finish reasons."""
-  ids = [tokenizer.encode(p, add_bos=add_bos) for p in prompts]
+  ids = [tokenizer.encode(p, add_bos=True) for p in prompts]
   res = generate(cfg, params, ids, dataclasses.replace(sp, seed=seed), pad_id=tokenizer.pad_id)
   tokens, mask = np.asarray(res.tokens), np.asarray(res.mask).astype(bool)
   texts = []
@@ -309,9 +309,8 @@ def evaluate_dataset(config, cfg, params, tokenizer, spec: str, records: list[di
     padded = prompts + [prompts[-1]] * (batch - len(prompts))  # one shape: one compile
     batch_seed = np.random.SeedSequence([config.seed, index, b]).generate_state(1, np.uint64)
     t1 = time.perf_counter()
-    # The chat template writes its own BOS string; the R1-Zero template needs the id.
     texts, lengths, finish = _sample(cfg, params, tokenizer, padded, sp,
-                                     seed=int(batch_seed[0]), add_bos=True)
+                                     seed=int(batch_seed[0]))
     t_gen += time.perf_counter() - t1
     R = len(chunk) * n
     flat_prompts = [p for p in prompts for _ in range(n)]
@@ -424,27 +423,10 @@ def evaluate(config: ml_collections.ConfigDict, workdir: str, *,
   return out
 
 
-def main(argv):
-  del argv
-  from absl import flags
-  from absl import logging as absl_logging
-  config = flags.FLAGS.config
-  if flags.FLAGS.print_config:
-    print(config)
-    return
-  workdir = flags.FLAGS.workdir or os.path.join(
-      "workdirs", os.path.splitext(os.path.basename(flags.FLAGS["config"].config_filename))[0])
-  absl_logging.set_verbosity(absl_logging.WARNING)  # orbax is chatty at INFO
+def _main(config: ml_collections.ConfigDict, workdir: str) -> None:
   print(f"r1jax.evaluate: {config.init_from} -> {workdir}")
   evaluate(config, workdir)
 
 
 if __name__ == "__main__":
-  from absl import app, flags
-  from ml_collections import config_flags
-
-  config_flags.DEFINE_config_file("config", None, "evaluation config file", lock_config=True)
-  flags.DEFINE_string("workdir", None, "output directory (default: workdirs/<config name>)")
-  flags.DEFINE_bool("print_config", False, "print the resolved config (overrides applied) and exit")
-  flags.mark_flags_as_required(["config"])
-  app.run(main, flags_parser=lambda argv: train.parse_flags(argv, prog="r1jax.evaluate"))
+  train.run_cli("r1jax.evaluate", _main, "evaluation")

@@ -48,7 +48,7 @@ import os
 import re
 import time
 import unicodedata
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from typing import Any
 
 import ml_collections
@@ -411,28 +411,10 @@ def rejection_sample(config: ml_collections.ConfigDict, workdir: str, *,
   return stats
 
 
-def main(argv: Sequence[str]):
-  del argv
-  from absl import flags
-  from absl import logging as absl_logging
-  config = flags.FLAGS.config
-  if flags.FLAGS.print_config:
-    print(config)
-    return
-  workdir = flags.FLAGS.workdir or os.path.join(
-      "workdirs", os.path.splitext(os.path.basename(flags.FLAGS["config"].config_filename))[0])
-  absl_logging.set_verbosity(absl_logging.WARNING)  # orbax is chatty at INFO
+def _main(config: ml_collections.ConfigDict, workdir: str) -> None:
   print(f"r1jax.rejection_sample: {config.init_from} -> {workdir}")
   rejection_sample(config, workdir)
 
 
 if __name__ == "__main__":
-  from absl import app, flags
-  from ml_collections import config_flags
-
-  config_flags.DEFINE_config_file("config", None, "rejection-sampling config file",
-                                  lock_config=True)
-  flags.DEFINE_string("workdir", None, "output directory (default: workdirs/<config name>)")
-  flags.DEFINE_bool("print_config", False, "print the resolved config (overrides applied) and exit")
-  flags.mark_flags_as_required(["config"])
-  app.run(main, flags_parser=lambda argv: train.parse_flags(argv, prog="r1jax.rejection_sample"))
+  train.run_cli("r1jax.rejection_sample", _main, "rejection-sampling")

@@ -254,17 +254,34 @@ def parse_flags(argv: list[str], prog: str = "r1jax.train") -> list[str]:
                      "--print_config shows the resolved config") from None
 
 
-def main(argv):
-  del argv
-  from absl import flags
-  config = flags.FLAGS.config
-  if flags.FLAGS.print_config:
-    print(config)
-    return
-  workdir = flags.FLAGS.workdir or os.path.join(
-      "workdirs", os.path.splitext(os.path.basename(flags.FLAGS["config"].config_filename))[0])
+def run_cli(prog: str, run, what: str = "experiment") -> None:
+  """The command line the r1jax entry points share: --config=<file> with ml-collections
+  overrides, --workdir (default workdirs/<config name>) and --print_config; then
+  run(config, workdir)."""
+  from absl import app, flags
   from absl import logging as absl_logging
-  absl_logging.set_verbosity(absl_logging.WARNING)  # orbax is chatty at INFO
+  from ml_collections import config_flags
+
+  config_flags.DEFINE_config_file("config", None, f"{what} config file", lock_config=True)
+  flags.DEFINE_string("workdir", None, "run directory (default: workdirs/<config name>)")
+  flags.DEFINE_bool("print_config", False, "print the resolved config (overrides applied) and exit")
+  flags.mark_flags_as_required(["config"])
+
+  def main(argv):
+    del argv
+    config = flags.FLAGS.config
+    if flags.FLAGS.print_config:
+      print(config)
+      return
+    workdir = flags.FLAGS.workdir or os.path.join(
+        "workdirs", os.path.splitext(os.path.basename(flags.FLAGS["config"].config_filename))[0])
+    absl_logging.set_verbosity(absl_logging.WARNING)  # orbax is chatty at INFO
+    run(config, workdir)
+
+  app.run(main, flags_parser=lambda argv: parse_flags(argv, prog=prog))
+
+
+def _train_main(config: ml_collections.ConfigDict, workdir: str) -> None:
   from r1jax import distributed
   distributed.initialize_from_env()  # a no-op unless SLURM / a TPU pod / R1JAX_* say so
   if distributed.is_main_process():
@@ -274,11 +291,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-  from absl import app, flags
-  from ml_collections import config_flags
-
-  config_flags.DEFINE_config_file("config", None, "experiment config file", lock_config=True)
-  flags.DEFINE_string("workdir", None, "run directory (default: workdirs/<config name>)")
-  flags.DEFINE_bool("print_config", False, "print the resolved config (overrides applied) and exit")
-  flags.mark_flags_as_required(["config"])
-  app.run(main, flags_parser=parse_flags)
+  run_cli("r1jax.train", _train_main)
