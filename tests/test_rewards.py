@@ -209,13 +209,16 @@ DEGENERATE = ["</think>" * 20_000, "<answer>" * 20_000, "<think>a" + " " * 100_0
 
 
 def test_rule_rewards_are_fast_on_degenerate_text():
-  start = time.monotonic()
+  # CPU time of this thread only: ~0.1 s when linear, minutes if any reward were
+  # quadratic in these 100k-character texts. Wall time failed spuriously in CI when
+  # threads left by earlier tests competed for the two cores.
+  start = time.thread_time()
   for text in DEGENERATE:
     assert fmt.format_reward([PROMPT], [text]) == [0.0]
     fmt.tag_count_reward([PROMPT], [text])
     extract_answer(text)
     language.language_consistency_reward([PROMPT], [text])
-  assert time.monotonic() - start < 1.0
+  assert time.thread_time() - start < 1.0
 
 
 # ------------------------------------------------------------------------ countdown
@@ -272,13 +275,13 @@ MALICIOUS = [
 
 
 def test_countdown_rejects_malicious_strings_quickly():
-  start = time.monotonic()
+  start = time.thread_time()  # CPU time, see above
   for expr in MALICIOUS:
     out = countdown.countdown_reward([""], [_answer(expr)], numbers=[[1, 2, 9, 99999999]],
                                      target=[1])
     assert out == [0.0], expr
     assert countdown.check_countdown(expr, [1, 2], 1) is False
-  assert time.monotonic() - start < 0.5
+  assert time.thread_time() - start < 0.5
 
 
 def test_evaluate_errors_say_what_is_wrong():
