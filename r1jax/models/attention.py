@@ -21,8 +21,8 @@ import jax
 import jax.numpy as jnp
 
 from r1jax.models.config import ModelConfig
-from r1jax.models.layers import (NEG_INF, RMSNorm, apply_rope, attention_mask, dot_attention,
-                                 param)
+from r1jax.models.layers import (NEG_INF, RMSNorm, apply_rope, attention_mask, dense,
+                                 dot_attention, param)
 
 
 # DeepSeek's reference code (and transformers) fix the latent norms' eps, whatever the
@@ -71,19 +71,19 @@ class MLA(nn.Module):
     # Query: low-rank (q_lora_rank > 0) or direct projection.
     if cfg.q_lora_rank:
       w_dq = param(self, "q_a_proj", (cfg.dim, cfg.q_lora_rank), ("embed", "q_lora"), cfg)
-      c_q = RMSNorm(cfg, cfg.q_lora_rank, eps=MLA_LATENT_EPS, name="q_a_norm")(x @ w_dq.astype(dt))
+      c_q = RMSNorm(cfg, cfg.q_lora_rank, eps=MLA_LATENT_EPS, name="q_a_norm")(dense(x, w_dq.astype(dt)))
       w_uq = param(self, "q_b_proj", (cfg.q_lora_rank, N, cfg.qk_head_dim),
                    ("q_lora", "heads", "head_dim"), cfg)
-      q = jnp.einsum("btq,qnh->btnh", c_q, w_uq.astype(dt))
+      q = dense(c_q, w_uq.astype(dt))  # [B, T, N, Hn + R]
     else:
       w_q = param(self, "q_proj", (cfg.dim, N, cfg.qk_head_dim), ("embed", "heads", "head_dim"), cfg)
-      q = jnp.einsum("btd,dnh->btnh", x, w_q.astype(dt))
+      q = dense(x, w_q.astype(dt))
     q_nope, q_pe = q[..., :Hn], q[..., Hn:]
     q_pe = apply_rope(q_pe, ctx.sin, ctx.cos, cfg.rope_interleave)
 
     # Key/value latent and the shared rope key.
     w_dkv = param(self, "kv_a_proj", (cfg.dim, C + R), ("embed", "kv_lora"), cfg)
-    kv_a = x @ w_dkv.astype(dt)
+    kv_a = dense(x, w_dkv.astype(dt))
     c_kv = RMSNorm(cfg, C, eps=MLA_LATENT_EPS, name="kv_a_norm")(kv_a[..., :C])  # [B, T, C]
     k_pe = apply_rope(kv_a[..., C:], ctx.sin, ctx.cos, cfg.rope_interleave)  # [B, T, R]
     w_ukv = param(self, "kv_b_proj", (C, N, Hn + Hv), ("kv_lora", "heads", "head_dim"), cfg)
@@ -91,13 +91,13 @@ class MLA(nn.Module):
     w_o = param(self, "o_proj", (N, Hv, cfg.dim), ("heads", "head_dim", "embed"), cfg).astype(dt)
 
     if cache is None:  # expanded path
-      kv = jnp.einsum("bsc,cnh->bsnh", c_kv, w_ukv)
+      kv = dense(c_kv, w_ukv)  # [B, S, N, Hn + Hv]
       k_nope, v = kv[..., :Hn], kv[..., Hn:]
       k_pe_heads = jnp.broadcast_to(k_pe[:, :, None, :], k_nope.shape[:3] + (R,))
       k = jnp.concatenate([k_nope, k_pe_heads], axis=-1)
       q_full = jnp.concatenate([q_nope, q_pe], axis=-1)
       out = dot_attention(q_full, k, v, _mask(ctx, None), cfg.softmax_scale, cfg.attention_impl)
-      return jnp.einsum("btnh,nhd->btd", out, w_o), None
+      return dense(out, w_o, contract=2), None
 
     # absorbed path over the latent cache
     cache = {"c_kv": write_cache(cache["c_kv"], c_kv, ctx.positions),
@@ -112,7 +112,7 @@ class MLA(nn.Module):
     probs = jax.nn.softmax(scores, axis=-1).astype(dt)
     o_lat = jnp.einsum("bnts,bsc->btnc", probs, c_all)
     out = jnp.einsum("btnc,cnh->btnh", o_lat, w_ukv[..., Hn:])  # W_UV absorbed
-    return jnp.einsum("btnh,nhd->btd", out, w_o), cache
+    return dense(out, w_o, contract=2), cache
 
 
 class GQA(nn.Module):
@@ -127,7 +127,7 @@ class GQA(nn.Module):
 
     def proj(name, heads, axis):
       w = param(self, name, (cfg.dim, heads, H), ("embed", axis, "head_dim"), cfg)
-      y = jnp.einsum("btd,dnh->btnh", x, w.astype(dt))
+      y = dense(x, w.astype(dt))  # [B, T, heads, H]
       if cfg.qkv_bias:
         b = param(self, name.replace("proj", "bias"), (heads, H), (axis, "head_dim"), cfg,
                   nn.initializers.zeros)
@@ -147,4 +147,4 @@ class GQA(nn.Module):
       k, v = cache["k"].astype(dt), cache["v"].astype(dt)
       mask = _mask(ctx, k.shape[1])
     out = dot_attention(q, k, v, mask, cfg.softmax_scale, cfg.attention_impl)
-    return jnp.einsum("btnh,nhd->btd", out, w_o), cache
+    return dense(out, w_o, contract=2), cache

@@ -30,6 +30,19 @@ def param(module: nn.Module, name: str, shape, axes, cfg: ModelConfig, init=None
                       jnp.dtype(cfg.param_dtype))
 
 
+def dense(x: jax.Array, w: jax.Array, contract: int = 1) -> jax.Array:
+  """x [..., *w.shape[:contract]] · w -> [..., *w.shape[contract:]], as one 2-D matmul.
+
+  The same contraction as an einsum over the trailing axes, but XLA:CPU differentiates a
+  [B, T, D]·[D, F] product by physically transposing the activations, which made the tiny
+  models' train steps ~3x slower than the flattened [B·T, D]·[D, F] form.
+  """
+  k = math.prod(w.shape[:contract])
+  lead = x.shape[:x.ndim - contract]
+  y = x.reshape(-1, k) @ w.reshape(k, -1)
+  return y.reshape(*lead, *w.shape[contract:])
+
+
 class RMSNorm(nn.Module):
   """x / rms(x) · scale, computed in float32 (Zhang & Sennrich 2019)."""
   cfg: ModelConfig
@@ -58,8 +71,8 @@ class SwiGLU(nn.Module):
     w_gate = param(self, "gate_proj", (cfg.dim, F), ("embed", "mlp"), cfg).astype(dt)
     w_up = param(self, "up_proj", (cfg.dim, F), ("embed", "mlp"), cfg).astype(dt)
     w_down = param(self, "down_proj", (F, cfg.dim), ("mlp", "embed"), cfg).astype(dt)
-    h = jax.nn.silu(x @ w_gate) * (x @ w_up)
-    return h @ w_down
+    h = jax.nn.silu(dense(x, w_gate)) * dense(x, w_up)
+    return dense(h, w_down)
 
 
 # ----------------------------------------------------------------------------- RoPE

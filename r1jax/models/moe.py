@@ -121,10 +121,13 @@ class MoE(nn.Module):
     gates, experts, scores = route(logits, jax.lax.stop_gradient(bias), cfg)
 
     if cfg.moe_dispatch == "dense":
-      h = jax.nn.silu(jnp.einsum("td,edf->tef", xt, w_gate)) * jnp.einsum("td,edf->tef", xt, w_up)
-      y_e = jnp.einsum("tef,efd->ted", h, w_down)
+      # Three plain matmuls over the concatenated experts ([D, E·F] and [E·F, D]), the
+      # gates applied to the hidden units: batched per-token einsums were 8x slower on CPU.
       combine = jnp.zeros((B * S, E), jnp.float32).at[jnp.arange(B * S)[:, None], experts].add(gates)
-      routed = jnp.einsum("ted,te->td", y_e, combine.astype(dt))
+      stacked = lambda w: w.transpose(1, 0, 2).reshape(D, E * F)  # noqa: E731
+      h = jax.nn.silu(xt @ stacked(w_gate)) * (xt @ stacked(w_up))  # [T, E·F]
+      h = (h.reshape(B * S, E, F) * combine.astype(dt)[:, :, None]).reshape(B * S, E * F)
+      routed = h @ w_down.reshape(E * F, D)
     elif cfg.moe_dispatch == "ragged":
       order, _, sizes = _sort_by_expert(experts, E)
       token = order // K

@@ -24,7 +24,7 @@ import numpy as np
 
 from r1jax.models.attention import GQA, MLA, Context, write_cache
 from r1jax.models.config import ModelConfig
-from r1jax.models.layers import RMSNorm, SwiGLU, param, rope_tables
+from r1jax.models.layers import RMSNorm, SwiGLU, dense, param, rope_tables
 from r1jax.models.moe import MoE, update_router_bias
 
 Params = dict[str, Any]
@@ -83,7 +83,7 @@ class MTPModule(nn.Module):
     e = RMSNorm(cfg, name="enorm")(emb_next)
     hn = RMSNorm(cfg, name="hnorm")(h)
     w = param(self, "eh_proj", (2 * cfg.dim, cfg.dim), ("mtp_concat", "embed"), cfg)
-    x = jnp.concatenate([e, hn], axis=-1) @ w.astype(cfg.dtype)
+    x = dense(jnp.concatenate([e, hn], axis=-1), w.astype(cfg.dtype))
     x, (_, aux) = Block(cfg, cfg.is_moe, name="block")(x, ctx, None)
     return x, RMSNorm(cfg, name="norm")(x), aux
 
@@ -126,8 +126,10 @@ class Transformer(nn.Module):
     w_head = embed.T if cfg.tie_embeddings else param(self, "lm_head", (cfg.dim, V),
                                                       ("embed", "vocab"), cfg)
 
-    def head(h):
-      return jnp.dot(h, w_head.astype(cfg.dtype), preferred_element_type=jnp.float32)
+    def head(h):  # [B, T, D] -> [B, T, V] float32, one 2-D matmul (see layers.dense)
+      y = jnp.dot(h.reshape(-1, cfg.dim), w_head.astype(cfg.dtype),
+                  preferred_element_type=jnp.float32)
+      return y.reshape(*h.shape[:-1], V)
 
     h_final = x[:, -1:] if last_only else x
     logits = head(RMSNorm(cfg, name="final_norm")(h_final))
