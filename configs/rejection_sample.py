@@ -41,6 +41,8 @@ def get_config(variant: str = "tiny") -> ml_collections.ConfigDict:
   c.filters.drop_truncated = True  # completions cut by max_new_tokens
   c.filters.dedupe = True
   c.filters.max_per_prompt = 0  # 0: keep every distinct correct completion
+  c.filters.min_reasoning_chars = 0  # CoT length bounds; 0: no bound
+  c.filters.max_reasoning_chars = 0
 
   c.output = ml_collections.ConfigDict()
   c.output.filename = "rejection_sampled.jsonl"

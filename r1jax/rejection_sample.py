@@ -22,6 +22,8 @@ seeding and rule checking are r1jax.evaluate's), then
        language        language_share of the CoT below filters.min_language_share
        code_block      a ``` or ~~~ fence in the CoT
        long_paragraph  a CoT paragraph (blank-line separated) over filters.max_paragraph_chars
+       reasoning_length  a CoT shorter than filters.min_reasoning_chars or longer than
+                       filters.max_reasoning_chars (0: no bound; both off by default)
        duplicate       same question and response after `normalize_text`
        per_prompt_cap  beyond the first filters.max_per_prompt kept for the prompt
   3. writes <workdir>/<config.output.filename> (default rejection_sampled.jsonl) in
@@ -65,8 +67,8 @@ from r1jax.tokenizers import load_tokenizer
 
 JudgeFn = Callable[[str, "str | None", str], "bool | None"]
 JUDGE_WHEN = ("undecided", "not_correct")
-FILTERS = ("truncated", "format", "language", "code_block", "long_paragraph", "duplicate",
-           "per_prompt_cap")
+FILTERS = ("truncated", "format", "language", "code_block", "long_paragraph",
+           "reasoning_length", "duplicate", "per_prompt_cap")
 ANSWER_TAGS = ("keep", "strip")
 
 log = logging.getLogger(__name__)
@@ -80,6 +82,8 @@ class Filters:
   language: str = "en"  # "": no language filter
   min_language_share: float = 0.95
   max_paragraph_chars: int = 2000  # 0: no limit
+  min_reasoning_chars: int = 0  # 0: no lower bound
+  max_reasoning_chars: int = 0  # 0: no upper bound
   drop_code_blocks: bool = True
   drop_truncated: bool = True
   dedupe: bool = True
@@ -92,10 +96,14 @@ class Filters:
     if not 0.0 <= self.min_language_share <= 1.0:
       raise ValueError(f"config.filters.min_language_share={self.min_language_share} must lie "
                        "in [0, 1]")
-    for key in ("max_paragraph_chars", "max_per_prompt"):
+    for key in ("max_paragraph_chars", "min_reasoning_chars", "max_reasoning_chars",
+                "max_per_prompt"):
       v = getattr(self, key)
       if isinstance(v, bool) or not isinstance(v, int) or v < 0:
         raise ValueError(f"config.filters.{key}={v!r}: use an int >= 0 (0: no limit)")
+    if 0 < self.max_reasoning_chars < self.min_reasoning_chars:
+      raise ValueError(f"config.filters.max_reasoning_chars={self.max_reasoning_chars} is below "
+                       f"min_reasoning_chars={self.min_reasoning_chars}: nothing could pass")
 
 
 _THINK = re.compile(r"\s*<think>(.*)</think>(.*)", re.DOTALL)
@@ -148,7 +156,8 @@ def longest_paragraph(text: str) -> int:
 
 
 def readability_issue(reasoning: str, filters: Filters) -> str | None:
-  """The first of "language", "code_block", "long_paragraph" the CoT fails, else None."""
+  """The first of "language", "code_block", "long_paragraph", "reasoning_length" the CoT
+  fails, else None."""
   share = language_share(reasoning, filters.language) if filters.language else 1.0
   if share < filters.min_language_share:
     return "language"
@@ -156,6 +165,9 @@ def readability_issue(reasoning: str, filters: Filters) -> str | None:
     return "code_block"
   if filters.max_paragraph_chars and longest_paragraph(reasoning) > filters.max_paragraph_chars:
     return "long_paragraph"
+  if (len(reasoning) < filters.min_reasoning_chars
+      or filters.max_reasoning_chars and len(reasoning) > filters.max_reasoning_chars):
+    return "reasoning_length"
   return None
 
 
@@ -166,14 +178,23 @@ def normalize_text(text: str) -> str:
 
 def select(samples: list[dict], filters: Filters, *, answer_tags: str = "keep"
            ) -> list[Messages]:
+  """The conversations of the correct samples that pass every filter, in sample order;
+  `filter_samples` with the summary kept, or stripped of its <answer> tags."""
+  if answer_tags not in ANSWER_TAGS:
+    raise ValueError(f"config.output.answer_tags={answer_tags!r}; use one of {ANSWER_TAGS}")
+  return filter_samples(samples, filters,
+                        strip_answer_tags if answer_tags == "strip" else lambda summary: summary)
+
+
+def filter_samples(samples: list[dict], filters: Filters,
+                   rewrite_summary: Callable[[str], str | None]) -> list[Messages]:
   """The conversations of the correct samples that pass every filter, in sample order.
 
   samples: dicts with "dataset", "problem", "question", "completion", "finish_reason",
   "think_prefilled" and "verdict" (True: correct). Sets each sample's "dropped_by" (a
-  name of FILTERS, or None) and "kept".
+  name of FILTERS, or None) and "kept". rewrite_summary maps the completion's summary to
+  the one written; an empty result or None counts as "format".
   """
-  if answer_tags not in ANSWER_TAGS:
-    raise ValueError(f"config.output.answer_tags={answer_tags!r}; use one of {ANSWER_TAGS}")
   seen: set[tuple[str, str]] = set()
   per_prompt: collections.Counter = collections.Counter()
   out = []
@@ -187,9 +208,7 @@ def select(samples: list[dict], filters: Filters, *, answer_tags: str = "keep"
     elif parts is None:
       s["dropped_by"] = "format"
     else:
-      reasoning, summary = parts
-      if answer_tags == "strip":
-        summary = strip_answer_tags(summary)
+      reasoning, summary = parts[0], rewrite_summary(parts[1]) or ""
       conv = to_conversation(s["question"], reasoning, summary)
       key = (normalize_text(s["question"]), normalize_text(conv[1]["content"]))
       prompt = (s["dataset"], s["problem"])
@@ -246,9 +265,18 @@ def rule_verdict(row: dict, record: dict, checker: str, recheck: bool) -> bool |
     return None
   if row["correct"] or not recheck:
     return bool(row["correct"])
-  refs = {k: [v] for k, v in record.items() if k != "question"}
+  return check_rule(checker, row["question"], row["completion"],
+                    {k: v for k, v in record.items() if k != "question"})
+
+
+def check_rule(checker: str, question: str, completion: str, refs: dict[str, Any]
+               ) -> bool | None:
+  """The rule reward `checker`'s verdict on one completion; `refs` are its reference fields
+  ("answer", "numbers", "target", ...). None where the checker raises on it."""
   try:
-    return rewards_lib.get_reward(checker)([row["question"]], [row["completion"]], **refs)[0] > 0.5
+    reward = rewards_lib.get_reward(checker)([question], [completion],
+                                             **{k: [v] for k, v in refs.items()})
+    return reward[0] > 0.5
   except Exception:  # noqa: BLE001 - the rule cannot decide this one: the judge may
     return None
 
@@ -271,8 +299,9 @@ def import_fn(path: str, key: str) -> Callable | None:
 # ----------------------------------------------------------------- counts
 
 
-def tally(samples: list[dict]) -> dict[str, Any]:
-  """Counts over samples that went through `select` (one dataset or all)."""
+def tally(samples: list[dict], names: tuple[str, ...] = FILTERS) -> dict[str, Any]:
+  """Counts over samples that went through `select` (one dataset or all); "dropped" has
+  one count per filter of `names`."""
   groups: dict[tuple, list[dict]] = {}
   for s in samples:
     groups.setdefault((s["dataset"], s["problem"]), []).append(s)
@@ -285,7 +314,7 @@ def tally(samples: list[dict]) -> dict[str, Any]:
       "undecided": sum(s["verdict"] is None for s in samples),
       "verified_by": dict(collections.Counter(s["verified_by"] for s in samples
                                               if s["verdict"] is True)),
-      "dropped": {name: dropped[name] for name in FILTERS},
+      "dropped": {name: dropped[name] for name in names},
       "kept": sum(kept),
       "prompts": len(groups),
       "prompts_with_zero_kept": kept.count(0),
@@ -306,14 +335,18 @@ def summary_line(stats: dict) -> str:
 
 def write_outputs(workdir: str, samples: list[dict], conversations: list[Messages], *,
                   extra: dict | None = None, filename: str = "rejection_sampled.jsonl",
-                  allow_empty: bool = False, write_samples: bool = False) -> dict[str, Any]:
+                  allow_empty: bool = False, write_samples: bool = False,
+                  names: tuple[str, ...] = FILTERS, what: str = "rejection sampling",
+                  advice: str = ("sample more (config.sampling.num_samples), from a better "
+                                 "checkpoint, or loosen config.filters")) -> dict[str, Any]:
   """Writes stats.json (always), the conversations and samples.jsonl; returns the stats.
-  Raises ValueError with the counts when nothing was kept, unless allow_empty."""
+  Raises ValueError with the counts when nothing was kept, unless allow_empty; the message
+  says `what` kept nothing and gives `advice`. `names`: the filters counted (`tally`)."""
   os.makedirs(workdir, exist_ok=True)
-  stats = tally(samples)
+  stats = tally(samples, names)
   stats["datasets"] = {}
   for spec in dict.fromkeys(s["dataset"] for s in samples):
-    part = tally([s for s in samples if s["dataset"] == spec])
+    part = tally([s for s in samples if s["dataset"] == spec], names)
     part["problems_with_zero_kept"] = [p["problem"] for p in part.pop("per_prompt")
                                        if not p["kept"]]
     stats["datasets"][spec] = part
@@ -326,9 +359,8 @@ def write_outputs(workdir: str, samples: list[dict], conversations: list[Message
         f.write(json.dumps(s, ensure_ascii=False) + "\n")
   path = os.path.join(workdir, filename)
   if not conversations:
-    msg = (f"rejection sampling kept nothing: {summary_line(stats)}. See "
-           f"{os.path.join(workdir, 'stats.json')}; sample more (config.sampling.num_samples), "
-           "from a better checkpoint, or loosen config.filters")
+    msg = (f"{what} kept nothing: {summary_line(stats)}. See "
+           f"{os.path.join(workdir, 'stats.json')}; {advice}")
     if not allow_empty:
       raise ValueError(msg + f"; config.allow_empty=True writes an empty {filename} anyway")
     log.warning(msg)
@@ -339,7 +371,7 @@ def write_outputs(workdir: str, samples: list[dict], conversations: list[Message
 # ----------------------------------------------------------------- the run
 
 
-def _counting_errors(judge_fn: JudgeFn, errors: list) -> JudgeFn:
+def counting_errors(judge_fn: JudgeFn, errors: list) -> JudgeFn:
   """judge_fn, abstaining (None) where it raises (an API error, say); errors collects them."""
 
   def judge(question, gold, completion):
@@ -367,7 +399,7 @@ def sample_and_verify(config: ml_collections.ConfigDict, judge_fn: JudgeFn | Non
     raise ValueError(f"tokenizer {config.tokenizer!r} has {tokenizer.vocab_size} ids but model "
                      f"{cfg.name!r} only {cfg.vocab_size}; pick a matching model or tokenizer")
   d, samples, metrics, judge_errors = config.data, [], {}, []
-  judge = _counting_errors(judge_fn, judge_errors) if judge_fn else None
+  judge = counting_errors(judge_fn, judge_errors) if judge_fn else None
   for i, (spec, records, checker) in enumerate(datasets):
     metrics[spec], rows = ev.evaluate_dataset(config, cfg, params, tokenizer, spec, records,
                                               checker, sp, ks, index=i)
