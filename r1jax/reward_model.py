@@ -479,8 +479,8 @@ def load_reward_model(path: str, *, step: int | None = None,
   of 64 tokens so few shapes compile. score_only_summary: score only the completion's
   text after its last "</think>" (R1 §2.3.4's helpfulness reward; "" if it has none);
   default: as the run was trained (config.data.score_only_summary).
-  The weights sit on the default device; register the function for GRPO by name, e.g.
-  `rewards.REWARDS["preference"] = load_reward_model(workdir)`.
+  The weights sit on the default device and scoring runs outside any mesh. GRPO uses it
+  through config.rl.reward_models (`r1jax.rl.rewards.load_reward_models`).
   """
   workdir, path_step = _resolve_workdir(path)
   cfg, weights, run_config = restore_reward_weights(workdir, step=path_step if step is None
@@ -504,12 +504,15 @@ def load_reward_model(path: str, *, step: int | None = None,
     texts = [summary(c) for c in completions] if score_only_summary else list(completions)
     seqs = [fit(encode(tokenizer, p, c), max_len) for p, c in zip(prompts, texts)]
     out: list[float] = []
-    for i in range(0, len(seqs), batch_size):
-      chunk = seqs[i:i + batch_size]
-      length = min(-(-max(map(len, chunk)) // 64) * 64, max(max_len, 1))
-      length = max(length, max(map(len, chunk)))
-      r = score(weights, sequence_batch(chunk, length, tokenizer.pad_id, batch_size))
-      out += [float(v) for v in np.asarray(r)[:len(chunk)]]
+    # Outside any caller's mesh (the train loop makes rollouts under the policy's): the
+    # weights sit on one device, and a multi-device mesh would reject them.
+    with jax.set_mesh(None):
+      for i in range(0, len(seqs), batch_size):
+        chunk = seqs[i:i + batch_size]
+        length = min(-(-max(map(len, chunk)) // 64) * 64, max(max_len, 1))
+        length = max(length, max(map(len, chunk)))
+        r = score(weights, sequence_batch(chunk, length, tokenizer.pad_id, batch_size))
+        out += [float(v) for v in np.asarray(r)[:len(chunk)]]
     return out
 
   return reward_model

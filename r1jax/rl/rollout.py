@@ -9,9 +9,40 @@ initial policy.
 
 Rows of the train batch are [prompt (left-padded) | completion (right-padded)]; a token's
 position is its column and padding has segment 0, as in the sampler.
+
+Prompts and rewards: config.data.train / data.eval (`load_prompts` specs) scored with
+config.rl.rewards, or, for all-scenario RL (R1 §2.3.4), a mixture of prompt sources, each
+scored with its own rewards: rule rewards for reasoning prompts, reward models for general
+ones (the helpfulness model reading only the summary after </think>, the harmlessness
+model the whole response):
+
+    config.data.sources = {
+        "reasoning": {"spec": "arithmetic:train", "eval": "arithmetic:test", "weight": 3.0,
+                      "rewards": {"accuracy": 1.0, "format": 1.0}},
+        "general": {"spec": "tiny_general:train", "eval": "tiny_general:test", "weight": 1.0,
+                    "rewards": {"helpful": 1.0, "harmless": 1.0}}}
+    config.rl.reward_models = {
+        "helpful": {"path": "workdirs/reward_model", "view": "summary"},
+        "harmless": {"path": "workdirs/reward_model", "view": "full"}}
+
+A source has `spec` (prompts; a conversation set such as tiny_general gives general
+prompts, see r1jax.data.datasets), `weight` (> 0: its share of each step's prompts),
+`rewards` (name -> weight; rule rewards and the names of config.rl.reward_models, scored
+as σ(logit), see rewards.load_reward_models) and optionally `eval` (a spec; none by
+default), `template`, `instruction` and `num_train` (default: config.data's). Sources
+are interleaved by weight (`MixtureIterator`, resumable). A prompt's G completions are
+its group, so groups never mix sources and advantages compare completions scored alike.
+Metrics: reward/mean and reward/std over the step, reward/<reward> over the completions
+that reward scored, reward/<source>/mean and reward/<source>/<reward> per source, and
+eval/<reward>, eval/<source>/... likewise. config.rl.reward_models also serves the
+single-source form: `rl.rewards = {"accuracy": 1.0, "helpful": 0.5}`.
 """
 
 from __future__ import annotations
+
+import dataclasses
+import os
+from math import isfinite
 
 import jax
 import jax.numpy as jnp
@@ -19,11 +50,11 @@ import ml_collections
 import numpy as np
 
 from r1jax import sharding
-from r1jax.data.datasets import PromptIterator, load_prompts
+from r1jax.data.datasets import MixtureIterator, PromptIterator, load_prompts
 from r1jax.models import ModelConfig, forward
 from r1jax.rl import grpo
 from r1jax.rl import rewards as rewards_lib
-from r1jax.rl.templates import r1_chat_prompt, r1_zero_prompt
+from r1jax.rl.templates import EOS, r1_chat_prompt, r1_zero_prompt
 from r1jax.sampling import SamplingParams, generate
 from r1jax.stages import Stage
 
@@ -43,6 +74,138 @@ def prompt_text(template: str, question: str, instruction: str = "") -> str:
     return question
   raise ValueError(f"unknown config.data.template={template!r}; one of 'r1_zero', 'r1_chat', "
                    "'none'")
+
+
+def record_prompt(template: str, record: dict, instruction: str = "") -> str:
+  """The prompt of a prompt record: `prompt_text` of its question or, for a conversation
+  record (with "messages", see r1jax.data.datasets), its turns in R1's chat format ending
+  in the generation prompt (template "r1_chat" only; the instruction is not added)."""
+  if "messages" not in record:
+    return prompt_text(template, record["question"], instruction)
+  if template != "r1_chat":
+    raise ValueError(f"conversation prompts are rendered in R1's chat format; set the "
+                     f"template to 'r1_chat', not {template!r}")
+  return r1_chat_prompt(record["messages"], bos="")
+
+
+def encode_prompt(tokenizer, text: str) -> list[int]:
+  """[bos_id] + the ids of `text`, each R1 EOS string in it (the end of an earlier
+  assistant turn of a conversation) as eos_id, as SFT tokenized the conversation."""
+  ids = [tokenizer.bos_id]
+  for i, part in enumerate(text.split(EOS)):
+    ids += ([tokenizer.eos_id] if i else []) + (tokenizer.encode(part) if part else [])
+  return ids
+
+
+SOURCE_KEYS = ("spec", "weight", "rewards", "eval", "template", "instruction", "num_train")
+
+
+@dataclasses.dataclass(frozen=True)
+class Source:
+  """A prompt source: its train and eval records and how they are prompted and scored."""
+  train: list[dict]
+  eval: list[dict]
+  rewards: dict[str, float]  # reward name -> weight
+  template: str
+  instruction: str = ""
+  weight: float = 1.0  # share of the step's prompts
+
+
+def _checked_rewards(key: str, specs, reward_fns, *record_sets: list[dict]) -> dict[str, float]:
+  """rewards.check_specs of `specs`, against the fields of each record set's first record
+  (the refs are every field but the question), errors prefixed by the config `key`."""
+  firsts = [set(records[0]) - {"question"} for records in record_sets if records]
+  try:
+    return rewards_lib.check_specs(dict(specs), reward_fns,
+                                   fields=set.intersection(*firsts) if firsts else None)
+  except ValueError as e:
+    raise ValueError(f"{key}: {e}") from None
+
+
+def _source(key: str, src, config: ml_collections.ConfigDict, reward_fns) -> Source:
+  """config.data.sources.<name> (`src`, at config key `key`), loaded and checked."""
+  d = config.data
+  if not isinstance(src, ml_collections.ConfigDict):
+    raise ValueError(f"{key} is {src!r}; give a dict with keys 'spec', 'weight', 'rewards'")
+  unknown = sorted(set(src.keys()) - set(SOURCE_KEYS))
+  missing = [k for k in SOURCE_KEYS[:3] if k not in src]
+  if unknown or missing:
+    what = f"lacks {missing}" if missing else f"has unknown key(s) {unknown}"
+    raise ValueError(f"{key} {what}; a source has {list(SOURCE_KEYS[:3])} and optionally "
+                     f"{list(SOURCE_KEYS[3:])}")
+  w = src.weight
+  if not isinstance(w, (int, float)) or isinstance(w, bool) or not isfinite(w) or w <= 0:
+    raise ValueError(f"{key}.weight={w!r}: use a number > 0, the source's share of the prompts")
+  train = load_prompts(src.spec, limit=src.get("num_train", d.get("num_train")),
+                       seed=config.seed)
+  if not train:
+    raise ValueError(f"{key}.spec={src.spec!r} holds no prompts")
+  evals = load_prompts(src.eval, limit=d.num_eval, seed=config.seed) if src.get("eval") else []
+  template = src.get("template", d.get("template", ""))
+  instruction = src.get("instruction", d.get("instruction", ""))
+  try:  # the template exists and fits the records
+    record_prompt(template, train[0], instruction)
+  except ValueError as e:
+    raise ValueError(f"{key}: {e}") from None
+  return Source(train=train, eval=evals, template=template, instruction=instruction,
+                rewards=_checked_rewards(f"{key}.rewards", src.rewards, reward_fns, train, evals),
+                weight=float(w))
+
+
+def load_sources(config: ml_collections.ConfigDict, reward_fns) -> dict[str, Source]:
+  """The prompt sources of `config`, by name (see the module docstring): config.data.sources,
+  or the single source "" of data.train, data.eval and rl.rewards. Checked here: names,
+  weights, templates, and that every reward exists and finds the dataset fields it needs."""
+  d, rl, seed = config.data, config.rl, config.seed
+  if "sources" not in d:
+    train = load_prompts(d.train, limit=d.get("num_train"), seed=seed)
+    evals = load_prompts(d.eval, limit=d.num_eval, seed=seed)
+    return {"": Source(train=train, eval=evals, template=d.template,
+                       rewards=_checked_rewards("config.rl.rewards", rl.rewards, reward_fns,
+                                                train, evals),
+                       instruction=d.get("instruction", ""))}
+  replaced = [k for k, there in (("data.train", "train" in d), ("data.eval", "eval" in d),
+                                  ("rl.rewards", "rewards" in rl)) if there]
+  if replaced:
+    raise ValueError(f"config.data.sources replaces {', '.join(replaced)}: each source has "
+                     "its own spec, eval and rewards; remove them from the config")
+  if not d.sources:
+    raise ValueError("config.data.sources is empty; give name -> {'spec', 'weight', "
+                     "'rewards'}, or leave it out and set data.train and rl.rewards")
+  sources = {}
+  for name in sorted(d.sources):
+    key = f"config.data.sources.{name}"
+    if not name.isidentifier() or name == "errors":
+      raise ValueError(f"{key}: a source's name must be an identifier other than 'errors' "
+                       "(it names metrics: reward/<source>/<reward>)")
+    sources[name] = _source(key, d.sources[name], config, reward_fns)
+  return sources
+
+
+def check_init_from(path: str) -> None:
+  """A clear error for a config.init_from that does not exist, naming the command that
+  makes it when it is a config's default workdir (`r1jax.train` runs configs/<name>.py in
+  workdirs/<name>), e.g. grpo_all.py's workdirs/sft_stage2."""
+  if not path or os.path.exists(path):
+    return
+  config_file = os.path.join("configs", os.path.basename(os.path.normpath(path)) + ".py")
+  how = (f"make it with `python -m r1jax.train --config={config_file} --workdir={path}`"
+         if os.path.exists(config_file) else
+         "point it at an r1jax workdir or a Hugging Face checkpoint directory")
+  raise FileNotFoundError(f"config.init_from={path!r} does not exist; {how}")
+
+
+def _merge_parts(parts: list[dict]) -> dict[str, float]:
+  """One reward's mean over every completion it scored, its failures summed, from the
+  parts of `rewards.score` for several sources."""
+  values, errors = {}, {}
+  for p in parts:
+    for k, v in p.items():
+      if k.startswith("errors/"):
+        errors[k] = errors.get(k, 0.0) + v
+      else:
+        values.setdefault(k, []).extend(v)
+  return {**{k: float(np.mean(v)) for k, v in values.items()}, **errors}
 
 
 def pack_rollout(prompts: list[list[int]], completions: np.ndarray, completion_mask: np.ndarray,
@@ -90,10 +253,17 @@ class GRPOStage(Stage):
                        "completions per prompt for a group baseline")
     self.G = rl.num_generations
     sharding.check_divisibility(cfg, mesh, batch_size=rl.prompts_per_step * self.G)
-    self.train_iter = PromptIterator(load_prompts(d.train, limit=d.get("num_train"), seed=config.seed),
-                                     rl.prompts_per_step, seed=config.seed)
-    self.eval_records = load_prompts(d.eval, limit=d.num_eval, seed=config.seed)
-    self.reward_weights = dict(rl.rewards)
+    check_init_from(config.get("init_from", ""))
+    self.reward_fns = rewards_lib.load_reward_models(rl.get("reward_models", {}))
+    self.sources = load_sources(config, self.reward_fns)
+    self.mixture = "sources" in d
+    if self.mixture:
+      self.train_iter = MixtureIterator({k: s.train for k, s in self.sources.items()},
+                                        {k: s.weight for k, s in self.sources.items()},
+                                        rl.prompts_per_step, seed=config.seed)
+    else:
+      self.train_iter = PromptIterator(self.sources[""].train, rl.prompts_per_step,
+                                       seed=config.seed)
     self.updates_per_batch = rl.num_iterations
     preset = grpo.LOSS_PRESETS[rl.loss]
     self.adv_scale = preset["advantages"]["scale"]
@@ -138,26 +308,53 @@ class GRPOStage(Stage):
       state = dict(state, ref_params=jax.tree.map(jnp.copy, weights))
     return state
 
-  def _rollout(self, params, records, n: int, seed: int, **overrides):
-    d = self.config.data
-    texts_in = [prompt_text(d.template, r["question"], d.get("instruction", "")) for r in records]
-    prompts = [self.tokenizer.encode(t, add_bos=True) for t in texts_in]
+  def _rollout(self, params, items: list[tuple[str, dict]], n: int, seed: int, **overrides):
+    """`n` completions for each (source, record) of `items`, scored with the source's
+    rewards. Returns the prompts' tokens, the sampler's result, the completions' texts
+    [len(items)·n], their total rewards [len(items)·n] and, per source, (its completions'
+    rows, their `rewards.score` parts)."""
+    texts_in = [record_prompt(self.sources[src].template, r, self.sources[src].instruction)
+                for src, r in items]
+    prompts = [encode_prompt(self.tokenizer, t) for t in texts_in]
     sp = SamplingParams(**dict(self.sampling, n=n, seed=seed, **overrides))
     result = generate(self.cfg, params, prompts, sp, pad_id=self.tokenizer.pad_id)
     tokens, mask = np.asarray(result.tokens), np.asarray(result.mask)
     texts = [self.tokenizer.decode(t[m.astype(bool)].tolist(), skip_special=False)
              for t, m in zip(tokens, mask)]
-    refs = {k: [r.get(k) for r in records for _ in range(n)] for k in records[0] if k != "question"}
-    prompt_texts = [t for t in texts_in for _ in range(n)]  # rewards may read the template
-    total, parts = rewards_lib.score(self.reward_weights, prompt_texts, texts, **refs)
-    return prompts, result, texts, np.asarray(total, np.float32), parts
+    total = np.zeros(len(texts), np.float32)
+    scored = {}
+    for name in dict.fromkeys(src for src, _ in items):  # in order of appearance
+      picked = [i for i, (src, _) in enumerate(items) if src == name]
+      rows = [i * n + j for i in picked for j in range(n)]
+      records = [items[i][1] for i in picked]
+      refs = {k: [r.get(k) for r in records for _ in range(n)]
+              for k in records[0] if k != "question"}
+      # rewards may read the template: each completion comes with its prompt's text
+      values, parts = rewards_lib.score(
+          self.sources[name].rewards, [texts_in[i // n] for i in rows], [texts[i] for i in rows],
+          reward_fns=self.reward_fns, **refs)
+      total[rows] = values
+      scored[name] = (rows, parts)
+    return prompts, result, texts, total, scored
+
+  def _metrics(self, prefix: str, scored: dict, rewards: np.ndarray) -> dict[str, float]:
+    """{prefix}/<reward> over every completion it scored (failures summed), and for a
+    mixture {prefix}/<source>/mean and {prefix}/<source>/<reward> per source."""
+    metrics = {f"{prefix}/{k}": v for k, v in _merge_parts([p for _, p in scored.values()]).items()}
+    if self.mixture:
+      for name, (rows, parts) in scored.items():
+        metrics[f"{prefix}/{name}/mean"] = float(rewards[rows].mean())
+        metrics.update({f"{prefix}/{name}/{k}": float(np.mean(v)) for k, v in parts.items()
+                        if not k.startswith("errors/")})
+    return metrics
 
   def next_batch(self, state, rng):
     del rng
-    records = next(self.train_iter)
+    drawn = next(self.train_iter)
+    items = drawn if self.mixture else [("", r) for r in drawn]
     params = {"params": state["params"], "buffers": state["buffers"]}
     seed = self.config.seed * 1_000_003 + int(state["step"])
-    prompts, result, texts, rewards, parts = self._rollout(params, records, self.G, seed)
+    prompts, result, texts, rewards, scored = self._rollout(params, items, self.G, seed)
     adv = grpo.group_advantages(jnp.asarray(rewards), self.G, scale=self.adv_scale)
     mask = np.asarray(result.mask)
     batch = pack_rollout(prompts, np.asarray(result.tokens), mask, self.G, self.tokenizer.pad_id)
@@ -177,18 +374,25 @@ class GRPOStage(Stage):
                    [r == "length" for r in result.finish_reason])),
                "groups/zero_variance_fraction": float(np.mean(
                    np.asarray(grpo.zero_variance_groups(jnp.asarray(rewards), self.G))))}
-    metrics.update({f"reward/{k}": float(np.mean(v)) for k, v in parts.items()})
-    self._samples = [f"{records[0]['question']} (gold {records[0]['answer']}; reward "
-                     f"{rewards[i]:.2f})\n{texts[i]}" for i in range(min(2, len(texts)))]
+    metrics.update(self._metrics("reward", scored, rewards))
+    src, first = items[0]
+    about = (f"[{src}] " if self.mixture else "") + first["question"] + " ("
+    about += f"gold {first['answer']}; " if "answer" in first else ""
+    self._samples = [f"{about}reward {rewards[i]:.2f})\n{texts[i]}"
+                     for i in range(min(2, len(texts)))]
     return batch, metrics
 
   def evaluate(self, state, rng) -> dict[str, float]:
+    """One completion per held-out prompt of every source (config.eval's sampling)."""
     del rng
     e = self.config.eval
+    items = [(name, r) for name, s in self.sources.items() for r in s.eval]
+    if not items:
+      return {}
     params = {"params": state["params"], "buffers": state["buffers"]}
-    _, _, _, _, parts = self._rollout(params, self.eval_records, 1, self.config.seed,
-                                      temperature=e.temperature, top_p=e.top_p)
-    return {f"eval/{k}": float(np.mean(v)) for k, v in parts.items()}
+    _, _, _, rewards, scored = self._rollout(params, items, 1, self.config.seed,
+                                             temperature=e.temperature, top_p=e.top_p)
+    return self._metrics("eval", scored, rewards)
 
   def samples(self) -> list[str]:
     return self._samples

@@ -1,4 +1,5 @@
-"""Rule-based rewards (R1 §2.2.2), selected by name and combined by weight.
+"""Rewards, selected by name and combined by weight: rule-based (R1 §2.2.2) and reward
+models of preferences (R1 §2.3.4).
 
 Every reward is `fn(prompts, completions, **refs) -> list[float]`, one float per completion,
 where `refs` are per-completion dataset fields (`answer=[...]`, `numbers=[...]`,
@@ -7,6 +8,14 @@ where `refs` are per-completion dataset fields (`answer=[...]`, `numbers=[...]`,
     total, parts = score({"accuracy": 1.0, "format": 1.0}, prompts, completions, answer=golds)
     parts["accuracy"]         # unweighted per-completion values, logged as reward/accuracy
     parts["errors/accuracy"]  # how many completions the reward failed on
+
+The rule rewards are registered in REWARDS. Trained reward models join them by name for
+one run (`reward_fns=`), loaded from `config.rl.reward_models` by `load_reward_models`:
+
+    fns = load_reward_models({"helpful": {"path": "workdirs/reward_model", "view": "summary"},
+                              "harmless": {"path": "workdirs/reward_model", "view": "full"}})
+    total, parts = score({"helpful": 1.0, "harmless": 1.0}, prompts, completions,
+                         reward_fns=fns)
 
 A reward that raises, or returns NaN/inf or a non-number, for some completion does not stop
 training: the failure is logged as a warning and counted, and that completion gets
@@ -19,8 +28,9 @@ import difflib
 import functools
 import inspect
 import logging
-from collections.abc import Callable, Mapping
-from math import isfinite  # not `import math`: the submodule .math would shadow it
+import os
+from collections.abc import Callable, Iterable, Mapping
+from math import isfinite, tanh  # not `import math`: the submodule .math would shadow it
 
 from r1jax.rl.rewards.code import code_reward
 from r1jax.rl.rewards.countdown import arithmetic_reward, countdown_reward
@@ -41,18 +51,22 @@ REWARDS: dict[str, RewardFn] = {
 }
 
 FAILED_REWARD = 0.0
+# How a reward model reads a completion (R1 §2.3.4): "summary" only the text after its
+# last </think> (helpfulness), "full" all of it, reasoning included (harmlessness).
+VIEWS = ("summary", "full")
 
 log = logging.getLogger(__name__)
 
 
-def get_reward(name: str) -> RewardFn:
-  """The reward function registered as `name`."""
-  if name in REWARDS:
-    return REWARDS[name]
-  close = difflib.get_close_matches(str(name), REWARDS, n=1)
+def get_reward(name: str, reward_fns: Mapping[str, RewardFn] | None = None) -> RewardFn:
+  """The reward function named `name`: one of `reward_fns`, else the rule reward REWARDS[name]."""
+  known = {**REWARDS, **(reward_fns or {})}
+  if name in known:
+    return known[name]
+  close = difflib.get_close_matches(str(name), known, n=1)
   hint = f"did you mean {close[0]!r}? " if close else ""
-  raise ValueError(f"unknown reward {name!r}: {hint}known rewards are {sorted(REWARDS)} "
-                   "(set config.rl.rewards to a dict of these names and weights)")
+  raise ValueError(f"unknown reward {name!r}: {hint}known rewards are {sorted(known)} (rule "
+                   "rewards, and the reward models of config.rl.reward_models)")
 
 
 @functools.cache
@@ -61,16 +75,26 @@ def _required_refs(fn: RewardFn) -> tuple[str, ...]:
                if p.kind is p.KEYWORD_ONLY and p.default is p.empty)
 
 
-def _check_specs(specs: Mapping[str, float]) -> dict[str, float]:
+def check_specs(specs: Mapping[str, float], reward_fns: Mapping[str, RewardFn] | None = None,
+                *, fields: Iterable[str] | None = None) -> dict[str, float]:
+  """{name: float weight} of `specs`; ValueError for no rewards, an unknown name (see
+  `get_reward`), a weight that is not a finite number, or (given the dataset `fields` the
+  refs will hold) a reward needing a field that is not among them."""
   if not specs:
     raise ValueError("no rewards given: pass name -> weight, e.g. {'accuracy': 1.0, "
                      "'format': 1.0}")
   out = {}
   for name, weight in specs.items():
-    get_reward(name)
+    fn = get_reward(name, reward_fns)
     number = isinstance(weight, (int, float)) and not isinstance(weight, bool)
     if not number or not isfinite(weight):
       raise ValueError(f"reward {name!r} has weight {weight!r}; use a finite number")
+    if fields is not None:
+      missing = [k for k in _required_refs(fn) if k not in fields]
+      if missing:
+        raise ValueError(f"reward {name!r} needs the dataset field(s) {missing}, but the "
+                         f"records only have {sorted(fields)}; drop {name!r} from the "
+                         "rewards or use a dataset with those fields")
     out[name] = float(weight)
   return out
 
@@ -86,9 +110,9 @@ def _call(fn: RewardFn, prompts, completions, refs) -> list[float]:
   return values
 
 
-def _safe_values(name: str, prompts, completions, refs) -> tuple[list[float], int]:
+def _safe_values(name: str, fn: RewardFn, prompts, completions,
+                 refs) -> tuple[list[float], int]:
   """One reward's values and its failure count; a failing batch is retried item by item."""
-  fn = REWARDS[name]
   try:
     return _call(fn, prompts, completions, refs), 0
   except Exception:  # noqa: BLE001 - find the completions it fails on, below
@@ -108,17 +132,19 @@ def _safe_values(name: str, prompts, completions, refs) -> tuple[list[float], in
   return values, errors
 
 
-def score(specs: Mapping[str, float], prompts: list[str], completions: list[str],
+def score(specs: Mapping[str, float], prompts: list[str], completions: list[str], *,
+          reward_fns: Mapping[str, RewardFn] | None = None,
           **refs) -> tuple[list[float], dict[str, list[float] | float]]:
   """Weighted sum of the named rewards, and the parts.
 
+  Names are looked up in `reward_fns` (e.g. `load_reward_models`'), then in REWARDS.
   Returns (total, parts): total[i] = Σ_name weight · value_name[i]; parts[name] holds the
   unweighted values (list, one per completion; rewards with weight 0 are computed and
   logged too) and parts["errors/" + name] the number of completions it failed on (float).
   Raises ValueError for unknown names, bad weights, mismatched lengths or a dataset field
   a reward needs but `refs` lacks.
   """
-  specs = _check_specs(specs)
+  specs = check_specs(specs, reward_fns, fields=refs)
   n = len(completions)
   if len(prompts) != n:
     raise ValueError(f"{len(prompts)} prompts for {n} completions; pass one prompt per "
@@ -129,12 +155,8 @@ def score(specs: Mapping[str, float], prompts: list[str], completions: list[str]
   total = [0.0] * n
   parts: dict[str, list[float] | float] = {}
   for name, weight in specs.items():
-    missing = [k for k in _required_refs(REWARDS[name]) if k not in refs]
-    if missing:
-      raise ValueError(f"reward {name!r} needs the dataset field(s) {missing}, but the "
-                       f"records only have {sorted(refs)}; drop {name!r} from "
-                       "config.rl.rewards or use a dataset with those fields")
-    values, errors = _safe_values(name, list(prompts), list(completions), refs)
+    values, errors = _safe_values(name, get_reward(name, reward_fns), list(prompts),
+                                  list(completions), refs)
     total = [t + weight * v for t, v in zip(total, values)]
     parts[name] = values
     parts[f"errors/{name}"] = float(errors)
@@ -144,7 +166,7 @@ def score(specs: Mapping[str, float], prompts: list[str], completions: list[str]
 def combine(specs: Mapping[str, float]) -> RewardFn:
   """A reward function computing score(specs, ...)'s total; `.components` keeps the parts
   of its latest call (for logging). Names and weights are checked now."""
-  specs = _check_specs(specs)
+  specs = check_specs(specs)
 
   def combined(prompts: list[str], completions: list[str], **refs) -> list[float]:
     total, combined.components = score(specs, prompts, completions, **refs)
@@ -154,6 +176,60 @@ def combine(specs: Mapping[str, float]) -> RewardFn:
   return combined
 
 
-__all__ = ["FAILED_REWARD", "REWARDS", "accuracy_reward", "arithmetic_reward", "code_reward",
-           "combine", "countdown_reward", "extract_answer", "format_reward", "get_reward",
-           "language_consistency_reward", "math_equal", "score", "tag_count_reward"]
+def _as_reward(reward_model: RewardFn) -> RewardFn:
+  """σ(reward_model(...))."""
+  def reward(prompts: list[str], completions: list[str], **refs) -> list[float]:
+    logits = reward_model(prompts, completions, **refs)
+    return [0.5 + 0.5 * tanh(0.5 * r) for r in logits]  # σ(r), without overflow
+  return reward
+
+
+def load_reward_models(specs: Mapping[str, Mapping[str, str]]) -> dict[str, RewardFn]:
+  """Reward functions of trained reward models (`r1jax.reward_model`), by name.
+
+  specs: config.rl.reward_models, {name: {"path": <a reward_model run's workdir>, "view":
+  "summary" | "full"}}: "summary" scores only the completion's text after its last
+  "</think>" (R1 §2.3.4's helpfulness reward), "full" the whole response, reasoning
+  included (its harmlessness reward). One run may serve several names, e.g. both views.
+
+  A reward model's score r is an unbounded Bradley-Terry logit, with an arbitrary offset
+  (its head's bias gets no gradient and stays 0). The reward is σ(r) ∈ (0, 1), the
+  preference probability over a response scored 0: on the scale of the 0/1 rule rewards,
+  so reward weights mean the same for both kinds, and bounded, so a policy cannot earn
+  arbitrarily much by pushing one reward model to an extreme logit. Advantages are
+  normalised per group anyway; the squashing matters where rewards are summed.
+  """
+  from r1jax.reward_model import load_reward_model  # the model code: only when asked for
+
+  fns = {}
+  for name, spec in specs.items():
+    key = f"config.rl.reward_models.{name}"
+    if name in REWARDS:
+      raise ValueError(f"{key}: {name!r} is the name of a rule reward; name the reward "
+                       "model otherwise")
+    spec = dict(spec)
+    if set(spec) != {"path", "view"}:
+      raise ValueError(f"{key} is {spec}; give {{'path': <reward_model workdir>, 'view': "
+                       f"one of {VIEWS}}}")
+    path, view = spec["path"], spec["view"]
+    if view not in VIEWS:
+      raise ValueError(f"{key}.view={view!r}; use 'summary' (the text after </think>: "
+                       "helpfulness) or 'full' (the whole response: harmlessness)")
+    make = (f"train one with `python -m r1jax.train --config=configs/reward_model.py "
+            f"--workdir={path}`")
+    if not os.path.isdir(str(path)):
+      raise FileNotFoundError(f"{key}.path={path!r} does not exist; {make}")
+    try:
+      fn = load_reward_model(str(path), score_only_summary=view == "summary")
+    except FileNotFoundError as e:
+      raise FileNotFoundError(f"{key}.path={path!r}: {e}; or {make}") from None
+    except ValueError as e:
+      raise ValueError(f"{key}.path={path!r}: {e}") from None
+    fns[name] = _as_reward(fn)
+  return fns
+
+
+__all__ = ["FAILED_REWARD", "REWARDS", "VIEWS", "accuracy_reward", "arithmetic_reward",
+           "check_specs", "code_reward", "combine", "countdown_reward", "extract_answer",
+           "format_reward", "get_reward", "language_consistency_reward", "load_reward_models",
+           "math_equal", "score", "tag_count_reward"]
