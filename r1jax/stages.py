@@ -206,5 +206,8 @@ def make_stage(config: ml_collections.ConfigDict, cfg: ModelConfig, tokenizer, m
   if config.stage == "reward_model":
     from r1jax.reward_model import RewardModelStage
     return RewardModelStage(config, cfg, tokenizer, mesh)
+  if config.stage == "distill":
+    from r1jax.distill import DistillStage
+    return DistillStage(config, cfg, tokenizer, mesh)
   raise ValueError(f"unknown config.stage={config.stage!r}; one of 'pretrain', 'sft', 'grpo', "
-                   "'reward_model'")
+                   "'reward_model', 'distill'")
