@@ -23,6 +23,12 @@ in this order:
 
 With none of these, or one process in all, it does nothing. On CPU, cross-process
 collectives use gloo (`jax_cpu_collectives_implementation`, the default in jax 0.10).
+
+Once joined, every process runs the same train loop on the same data: each builds the
+step's whole batch (for GRPO the same rollouts, gathered back from the global mesh) and
+places only its own devices' rows (`sharding.shard_batch`, `sharding.to_host`). Every
+process writes its shards of each checkpoint; only process 0 writes metrics, samples
+and the progress bar (`is_main_process`).
 """
 
 from __future__ import annotations

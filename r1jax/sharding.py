@@ -10,6 +10,11 @@ Every parameter carries logical axis names (`embed`, `heads`, `expert`, ...; see
 
 and `DEFAULT_RULES` says which mesh axes each logical axis is split over. Experiments
 override the table in their config; model code never names a mesh axis.
+
+Several processes (`r1jax.distributed`): a mesh spans every process's devices and arrays
+on it are global. Host data crosses in both directions as the same global value on every
+process: `shard_batch` places each process's part of a batch that every process built
+alike, `to_host` gathers a global array back to every host.
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ from collections.abc import Iterator, Mapping, Sequence
 import flax.linen as nn
 import jax
 import numpy as np
+from jax.experimental import multihost_utils
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from r1jax.models import ModelConfig, init_params, param_logical_axes
@@ -110,8 +116,31 @@ def batch_sharding(mesh: Mesh, rules=DEFAULT_RULES, ndim: int = 2) -> NamedShard
 
 
 def shard_batch(batch, mesh: Mesh, rules=DEFAULT_RULES):
-  """Places every [batch, ...] leaf of `batch` with its leading axis split by "batch"."""
-  return jax.tree.map(lambda x: jax.device_put(x, batch_sharding(mesh, rules, np.ndim(x))), batch)
+  """Places every [batch, ...] host leaf of `batch` with its leading axis split by "batch".
+
+  Every process passes the same global batch and copies only the rows its own devices
+  hold (nothing crosses between processes, and nothing checks that the batches agree).
+  """
+  def place(x):
+    x = np.asarray(x)
+    return jax.make_array_from_callback(x.shape, batch_sharding(mesh, rules, x.ndim),
+                                        lambda index: x[index])
+
+  return jax.tree.map(place, batch)
+
+
+def to_host(tree):
+  """Every leaf's global value as a NumPy array, on every process.
+
+  Arrays that span other processes' devices are all-gathered (a collective: every process
+  must call this, in the same order); the others are copied from their own devices.
+  """
+  def fetch(x):
+    if isinstance(x, jax.Array) and not x.is_fully_addressable:
+      return np.asarray(multihost_utils.process_allgather(x, tiled=True))
+    return np.asarray(x)
+
+  return jax.tree.map(fetch, tree)
 
 
 def init_sharded_params(cfg: ModelConfig, rng: jax.Array, mesh: Mesh, rules=DEFAULT_RULES):

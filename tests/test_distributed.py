@@ -1,12 +1,14 @@
 """Multi-process runs: the environment read by `initialize_from_env`, and two real
-processes on localhost training one sharded model exactly as one process does.
+processes on localhost running GRPO exactly as one process does.
 
 The two-process test runs this file as a script (`_worker` below): each process has 2
 CPU devices, `jax.distributed` joins them over a localhost coordinator (gloo collectives)
-into one fsdp=2 × expert=2 mesh, three AdamW steps of the tiny MoE's sharded LM train
-step run, and both processes write one orbax checkpoint together. A one-process run with
-4 devices then trains the same steps and restores that checkpoint; all three parameter
-sets must agree.
+into one fsdp=2 × expert=2 mesh, and `train.train_and_evaluate` runs three GRPO steps of
+the shipped tiny base (rollouts, rewards, reference log-probs, sharded updates, an
+evaluation before and after) and writes one orbax checkpoint from both processes. A
+one-process run with 4 devices runs the same config beside it: both must log the same
+rewards and end with the same parameters. The test process then restores the
+two-process checkpoint, whole, onto a 4-device mesh of its own.
 """
 
 import json
@@ -85,7 +87,9 @@ def _free_port() -> int:
     return s.getsockname()[1]
 
 
-def _start(out, mode, n_proc, pid, devices, port, ckpt):
+def _start(tmp_path, run, n_proc, pid, devices, port):
+  """Starts process `pid` of `n_proc`, with `devices` CPU devices, on run `run` (its
+  directory under tmp_path; the log beside it)."""
   env = {k: v for k, v in os.environ.items() if not k.startswith(("SLURM_", "R1JAX_", "TPU_"))}
   # Low XLA CPU optimisation: the same numbers, compiled in about half the time.
   env.update(XLA_FLAGS=f"--xla_force_host_platform_device_count={devices} "
@@ -95,8 +99,8 @@ def _start(out, mode, n_proc, pid, devices, port, ckpt):
              JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS="0.5",
              R1JAX_NUM_PROCESSES=str(n_proc), R1JAX_PROCESS_ID=str(pid),
              PYTHONPATH=ROOT)
-  log = open(os.path.join(out, f"{mode}{n_proc}_{pid}.log"), "w")
-  return subprocess.Popen([sys.executable, os.path.abspath(__file__), mode, str(out), str(ckpt)],
+  log = open(tmp_path / f"{run}_{pid}.log", "w")
+  return subprocess.Popen([sys.executable, os.path.abspath(__file__), str(tmp_path / run)],
                           env=env, stdout=log, stderr=subprocess.STDOUT), log
 
 
@@ -120,90 +124,108 @@ def _wait_all(out, procs, timeout):
     pytest.fail(f"worker exit codes {codes} (negative: killed after {timeout} s); logs: {logs}")
 
 
+def _grpo_config():
+  """Three GRPO steps of the shipped tiny base on a 4-device fsdp × expert mesh."""
+  from configs import grpo_zero
+  c = grpo_zero.get_config()
+  c.mesh.update(data=1, fsdp=2, expert=2, tensor=1)
+  # 8 tokens: too few for a whole answer, enough to open "<think>" (a tag_count reward).
+  # Every decoded token costs the two processes a round of collectives.
+  c.rl.prompts_per_step, c.rl.num_generations, c.rl.max_new_tokens = 2, 4, 8
+  c.rl.rewards = dict(accuracy=1.0, tag_count=1.0)
+  c.data.num_train, c.data.num_eval = 64, 2  # eval prompts batched as the train ones
+  c.optim.learning_rate, c.optim.warmup_steps = 1e-3, 1  # steps that visibly move weights
+  c.train.update(num_steps=3, log_every=1, eval_every=3, save_every=3)
+  return c
+
+
+def _flat(tree) -> dict[str, np.ndarray]:
+  import jax
+  return {jax.tree_util.keystr(p): np.asarray(x)
+          for p, x in jax.tree_util.tree_flatten_with_path(tree)[0]}
+
+
 @pytest.mark.slow
 def test_two_processes_train_like_one(tmp_path):
-  ckpt = tmp_path / "run"
+  import jax
+
+  from r1jax import checkpoint, plan, sharding, train
+  from r1jax.metrics import read_metrics
+  from r1jax.models.hf import load_hf_checkpoint
+
   # 2 processes × 2 devices, and beside them 1 process × 4 devices: the same mesh.
   port = _free_port()
-  procs = [_start(tmp_path, "train", 2, i, 2, port, ckpt) for i in range(2)]
-  procs.append(_start(tmp_path, "train", 1, 0, 4, _free_port(), ckpt))
-  _wait_all(tmp_path, procs, 240)
-  _wait_all(tmp_path, [_start(tmp_path, "restore", 1, 0, 4, _free_port(), ckpt)], 120)
-  two, one, restored = (np.load(tmp_path / f"{k}.npz") for k in ("params2", "params1", "restored"))
-  assert sorted(two) == sorted(one) == sorted(restored) and len(two) > 10
+  procs = [_start(tmp_path, "two", 2, i, 2, port) for i in range(2)]
+  procs.append(_start(tmp_path, "one", 1, 0, 4, _free_port()))
+  _wait_all(tmp_path, procs, 300)
+
+  # Only process 0 logged: one row per step, one TensorBoard event file.
+  rows2, rows1 = (read_metrics(str(tmp_path / k / "run")) for k in ("two", "one"))
+  assert [r["step"] for r in rows2] == [r["step"] for r in rows1] == [0, 1, 2, 3]
+  assert len(os.listdir(tmp_path / "two" / "run" / "tensorboard")) == 1
+  for r2, r1 in zip(rows2, rows1):  # the same rollouts: every reward and length alike
+    assert sorted(r2) == sorted(r1)
+    for k in r2:
+      if k.startswith(("reward/", "eval/", "completion/", "groups/")):
+        assert r2[k] == r1[k], (r2["step"], k)
+      elif not k.startswith("time/"):  # losses: sums in another order (see below)
+        np.testing.assert_allclose(r2[k], r1[k], rtol=1e-4, atol=1e-6, err_msg=k)
+  assert any(r.get("reward/std", 0) > 0 for r in rows2)  # some advantages were not zero
+
+  # The two-process checkpoint, restored whole (optimizer, reference, data) in this one
+  # process onto 4 of its devices.
+  config = _grpo_config()
+  cfg = train.model_config(config)
+  mesh = sharding.make_mesh(dict(config.mesh), jax.devices()[:4])
+  ckpt = checkpoint.Checkpointer(str(tmp_path / "two" / "run"), async_save=False)
+  state, meta = ckpt.restore(plan.abstract_state(cfg, mesh, train.make_optimizer(config),
+                                                 with_ref=True))
+  ckpt.close()
+  assert int(state["step"]) == 3 and meta["data"]
+  # each run's final parameters, as its own processes read them back
+  one, two = (np.load(tmp_path / k / "params.npz") for k in ("one", "two"))
+  restored, ref = _flat(state["params"]), _flat(state["ref_params"]["params"])
+  base = _flat(load_hf_checkpoint(config.init_from)[1]["params"])
+  assert sorted(two) == sorted(one) == sorted(restored) == sorted(base) and len(two) > 10
   for k in two:
+    # The same programs on the same mesh; only the cross-process reductions (gloo) add
+    # in another order: at most ~3e-7 apart (so atol 1e-6) after steps that moved the
+    # weights by ~1e-3 (the median), far beyond what the tolerance would hide.
     np.testing.assert_allclose(two[k], one[k], rtol=1e-5, atol=1e-6, err_msg=k)
     np.testing.assert_array_equal(restored[k], two[k], err_msg=k)
-  info = json.loads((tmp_path / "info2.json").read_text())
-  assert info["process_count"] == 2 and info["device_count"] == 4 and info["step"] == 3
-  assert info["moved"] > 0  # the steps did change the parameters
+    np.testing.assert_array_equal(ref[k], base[k], err_msg=k)  # the KL reference: the start
+  assert sum(float(np.abs(base[k] - restored[k]).sum()) for k in base) > 0  # it trained
+  info = json.loads((tmp_path / "two" / "info.json").read_text())
+  assert info == {"process_count": 2, "device_count": 4, "local_device_count": 2}
 
 
 # ------------------------------------------------------------------ the worker
 
 
-def _worker(mode: str, out: str, ckpt: str) -> None:
-  """"train": 3 steps on a mesh over every process's devices (2 processes also save a
-  checkpoint together); "restore": one process reads that checkpoint onto its mesh."""
+def _worker(out: str) -> None:
+  """Runs `_grpo_config` in `<out>/run` on a mesh over every process's devices; then
+  every process restores the checkpoint and process 0 saves its parameters."""
   from r1jax import distributed as dist
   dist.initialize_from_env()
 
   import jax
-  import jax.numpy as jnp
-  import ml_collections
-  from jax.experimental import multihost_utils
 
-  from r1jax import checkpoint, plan, sharding, sft, train
-  from r1jax.models import presets
+  from r1jax import checkpoint, sharding, train
 
-  cfg = presets.get("deepseek_v3_tiny", n_layers=2)
-  config = ml_collections.ConfigDict(dict(
-      optim=dict(learning_rate=1e-2, warmup_steps=1, grad_clip=1.0, b1=0.9, b2=0.95,
-                 weight_decay=0.01), train=dict(num_steps=3)))
-  mesh = sharding.make_mesh(dict(fsdp=2, expert=2))  # 2 processes × 2 devices, or 1 × 4
-  optimizer = train.make_optimizer(config)
-  flat = lambda tree: {jax.tree_util.keystr(p): np.asarray(x)
-                       for p, x in jax.tree_util.tree_flatten_with_path(tree)[0]}
-
-  if mode == "restore":  # the state's shapes and shardings come from shapes alone
-    ckpt_lib = checkpoint.Checkpointer(ckpt)
-    state, meta = ckpt_lib.restore(plan.abstract_state(cfg, mesh, optimizer))
-    ckpt_lib.close()
-    assert meta["note"] == "two processes" and int(state["step"]) == 3
-    np.savez(os.path.join(out, "restored.npz"), **flat(state["params"]))
-    return
-
-  params = sharding.init_sharded_params(cfg, jax.random.key(0), mesh)
-  rep = sharding.replicated(mesh)
-  state = {"params": params["params"], "buffers": params["buffers"],
-           "opt_state": jax.jit(optimizer.init)(params["params"]),
-           "step": jax.device_put(jnp.zeros((), jnp.int32), rep),
-           "skipped": jax.device_put(jnp.zeros((), jnp.int32), rep)}
-  state = jax.tree.map(lambda x: x if isinstance(x.sharding, jax.sharding.NamedSharding)
-                       else jax.device_put(x, rep), state)
-  start = multihost_utils.process_allgather(state["params"], tiled=True)
-  step = train.make_train_step(cfg, sft.make_lm_loss(cfg), optimizer)
-  rng = np.random.default_rng(0)  # the same global batch on every process
-  for _ in range(3):
-    tokens = rng.integers(1, cfg.vocab_size, (8, 16)).astype(np.int32)
-    batch = sft.token_batch(tokens.tolist(), None, 16, 0)
-    state, metrics = step(state, sharding.shard_batch(batch, mesh))
-
-  final = multihost_utils.process_allgather(state["params"], tiled=True)
-  n = jax.process_count()
-  if n == 2:  # every process writes its shards of one checkpoint
-    ckpt_lib = checkpoint.Checkpointer(ckpt)
-    ckpt_lib.save(3, state, {"note": "two processes"}, force=True)
-    ckpt_lib.close()
+  config = _grpo_config()
+  workdir = os.path.join(out, "run")
+  train.train_and_evaluate(config, workdir)
+  cfg = train.model_config(config)
+  mesh = sharding.make_mesh(dict(config.mesh))
+  _, weights = checkpoint.restore_run_weights(workdir, expected=cfg,
+                                              shardings=sharding.param_shardings(cfg, mesh))
+  params = sharding.to_host(weights["params"])  # a collective: every process gathers
   if dist.is_main_process():
-    np.savez(os.path.join(out, f"params{n}.npz"), **flat(final))
-    moved = sum(float(np.abs(a - b).sum()) for a, b in
-                zip(jax.tree.leaves(start), jax.tree.leaves(final)))
-    with open(os.path.join(out, f"info{n}.json"), "w") as f:
-      json.dump({"process_count": n, "device_count": jax.device_count(),
-                 "step": int(state["step"].addressable_data(0)),
-                 "loss": float(metrics["loss"].addressable_data(0)), "moved": moved}, f)
+    np.savez(os.path.join(out, "params.npz"), **_flat(params))
+    with open(os.path.join(out, "info.json"), "w") as f:
+      json.dump({"process_count": jax.process_count(), "device_count": jax.device_count(),
+                 "local_device_count": jax.local_device_count()}, f)
 
 
 if __name__ == "__main__":
-  _worker(*sys.argv[1:4])
+  _worker(sys.argv[1])

@@ -10,6 +10,12 @@ initial policy.
 Rows of the train batch are [prompt (left-padded) | completion (right-padded)]; a token's
 position is its column and padding has segment 0, as in the sampler.
 
+Several processes: every process draws the same prompts (same iterators, same seeds),
+samples them in one program over the global mesh and gets every completion back
+(`generate`), scores them all, and builds the same global batch, of which `shard_batch`
+places each process's rows. The advantages come from process 0's scores, broadcast; only
+process 0 logs metrics and samples (the train loop's writer).
+
 Prompts and rewards: config.data.train / data.eval (`load_prompts` specs) scored with
 config.rl.rewards, or, for all-scenario RL (R1 §2.3.4), a mixture of prompt sources, each
 scored with its own rewards: rule rewards for reasoning prompts, reward models for general
@@ -48,6 +54,7 @@ import jax
 import jax.numpy as jnp
 import ml_collections
 import numpy as np
+from jax.experimental import multihost_utils
 
 from r1jax import sharding
 from r1jax.data.datasets import MixtureIterator, PromptIterator, load_prompts
@@ -318,9 +325,8 @@ class GRPOStage(Stage):
     prompts = [encode_prompt(self.tokenizer, t) for t in texts_in]
     sp = SamplingParams(**dict(self.sampling, n=n, seed=seed, **overrides))
     result = generate(self.cfg, params, prompts, sp, pad_id=self.tokenizer.pad_id)
-    tokens, mask = np.asarray(result.tokens), np.asarray(result.mask)
     texts = [self.tokenizer.decode(t[m.astype(bool)].tolist(), skip_special=False)
-             for t, m in zip(tokens, mask)]
+             for t, m in zip(result.tokens, result.mask)]
     total = np.zeros(len(texts), np.float32)
     scored = {}
     for name in dict.fromkeys(src for src, _ in items):  # in order of appearance
@@ -355,12 +361,15 @@ class GRPOStage(Stage):
     params = {"params": state["params"], "buffers": state["buffers"]}
     seed = self.config.seed * 1_000_003 + int(state["step"])
     prompts, result, texts, rewards, scored = self._rollout(params, items, self.G, seed)
+    # Every process scored the same completions; all train on process 0's scores, so a
+    # reward that is not a pure function of the text (a time limit) cannot split them.
+    rewards = multihost_utils.broadcast_one_to_all(rewards)
     adv = grpo.group_advantages(jnp.asarray(rewards), self.G, scale=self.adv_scale)
-    mask = np.asarray(result.mask)
-    batch = pack_rollout(prompts, np.asarray(result.tokens), mask, self.G, self.tokenizer.pad_id)
+    mask = result.mask
+    batch = pack_rollout(prompts, result.tokens, mask, self.G, self.tokenizer.pad_id)
     P = batch["tokens"].shape[1] - mask.shape[1]
     old = np.zeros(batch["tokens"].shape, np.float32)
-    old[:, P:] = np.asarray(result.logps_model) * mask
+    old[:, P:] = result.logps_model * mask
     batch["old_logps"] = old[:, 1:]
     batch["advantages"] = np.asarray(adv, np.float32)
     batch = sharding.shard_batch(batch, self.mesh)

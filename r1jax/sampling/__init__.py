@@ -2,7 +2,7 @@
 
     sp = SamplingParams(max_new_tokens=256, temperature=1.0, top_p=0.95, n=8,
                         stop_token_ids=(tok.eos_id,), stop_sequences=(tok.encode("</answer>"),))
-    res = generate(cfg, params, prompt_ids, sp, pad_id=tok.pad_id)  # tokens [B·n, M], ...
+    res = generate(cfg, params, prompt_ids, sp, pad_id=tok.pad_id)  # NumPy tokens [B·n, M], ...
 """
 
 from r1jax.sampling.processors import (min_p_filter, process_logits, sample_token,

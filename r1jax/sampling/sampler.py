@@ -10,6 +10,11 @@
      in a `lax.while_loop` that stops once every row has stopped. Stopped rows emit
      `pad_id` with mask 0 and segment 0.
 
+Processes: in a multi-process run every process calls `generate` with the same prompts and
+parameters (global arrays on one mesh); the jitted steps run as one program over every
+device and the result is gathered to each process's host (`sharding.to_host`), so every
+process returns the same `GenerationResult`.
+
 Randomness: the key of row r at step t is fold_in(fold_in(key(seed), r), t), so a row's
 draws depend on the seed and its row index only, not on the other rows of the batch.
 
@@ -28,6 +33,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from r1jax import sharding
 from r1jax.models import ModelConfig, forward, init_cache
 from r1jax.sampling.processors import sample_token
 
@@ -94,18 +100,18 @@ class SamplingParams:
 
 @dataclasses.dataclass(frozen=True)
 class GenerationResult:
-  """R = B·n rows, row = prompt·n + j; M = max_new_tokens.
+  """R = B·n rows, row = prompt·n + j; M = max_new_tokens. NumPy arrays on the host.
 
   tokens [R, M] int32 (pad_id where mask is 0); mask [R, M] int32 (1 for generated tokens,
   up to and including the stop); logps_sampling, logps_model [R, M] float32 (0 where
   masked): log-probs under the processed distribution and under the model; lengths [R];
-  finish_reason: "stop" or "length" per row; prompt_index [R] (numpy).
+  finish_reason: "stop" or "length" per row; prompt_index [R].
   """
-  tokens: jax.Array
-  mask: jax.Array
-  logps_sampling: jax.Array
-  logps_model: jax.Array
-  lengths: jax.Array
+  tokens: np.ndarray
+  mask: np.ndarray
+  logps_sampling: np.ndarray
+  logps_model: np.ndarray
+  lengths: np.ndarray
   finish_reason: tuple[str, ...]
   prompt_index: np.ndarray
 
@@ -253,6 +259,8 @@ def generate(cfg: ModelConfig, params, prompts: list[list[int]], sp: SamplingPar
   prompts: B lists of token ids (any lengths). cache_dtype: that of the decode cache
   (default cfg.dtype, which loses nothing: the cached values are computed in cfg.dtype).
   Returns a `GenerationResult` with R = B·n rows, prompt p's group in rows p·n .. p·n+n-1.
+  With params spanning several processes, every process must call this with the same
+  arguments (the host inputs enter the jitted steps as global values).
   """
   _check_inputs(cfg, prompts, sp, pad_id)
   B, longest = len(prompts), max(len(p) for p in prompts)
@@ -264,14 +272,15 @@ def generate(cfg: ModelConfig, params, prompts: list[list[int]], sp: SamplingPar
     tokens[i, P - len(p):] = p
     segment_ids[i, P - len(p):] = 1
   dtype = jnp.dtype(cache_dtype or cfg.dtype).name
-  logits, cache = _prefill(cfg, params, jnp.asarray(tokens), jnp.asarray(segment_ids), dtype)
+  # NumPy inputs: jit treats them as the same global value on every process.
+  logits, cache = _prefill(cfg, params, tokens, segment_ids, dtype)
   seed = np.array([sp.seed & 0xFFFFFFFF, sp.seed >> 32], np.uint32)
   static = dataclasses.replace(sp, seed=0, stop_token_ids=(), stop_sequences=())
-  out, mask, lp_s, lp_m, stopped = _decode(cfg, static, params, cache, logits, seed,
-                                           jnp.asarray(_stop_array(sp)), jnp.int32(pad_id))
+  outputs = _decode(cfg, static, params, cache, logits, seed, _stop_array(sp), np.int32(pad_id))
+  out, mask, lp_s, lp_m, stopped = sharding.to_host(outputs)
   return GenerationResult(
       tokens=out, mask=mask, logps_sampling=lp_s, logps_model=lp_m, lengths=mask.sum(axis=1),
-      finish_reason=tuple("stop" if s else "length" for s in np.asarray(stopped)),
+      finish_reason=tuple("stop" if s else "length" for s in stopped),
       prompt_index=np.repeat(np.arange(B), sp.n))
 
 
@@ -287,7 +296,7 @@ def generate_text(cfg: ModelConfig, params, tokenizer, prompts: list[str],
     sp = dataclasses.replace(sp, stop_token_ids=sp.stop_token_ids + (tokenizer.eos_id,))
   ids = [tokenizer.encode(text, add_bos=True) for text in prompts]
   res = generate(cfg, params, ids, sp, pad_id=tokenizer.pad_id)
-  tokens, mask = np.asarray(res.tokens), np.asarray(res.mask).astype(bool)
+  tokens, mask = res.tokens, res.mask.astype(bool)
   texts = []
   for row, reason in enumerate(res.finish_reason):
     kept = tokens[row][mask[row]].tolist()
