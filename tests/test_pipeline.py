@@ -1,0 +1,69 @@
+"""experiments/r1_tiny/pipeline.py: the commands it chains, its control data, its table.
+
+The stages themselves are tested where they live; `pipeline.py --smoke` runs them all
+for 2 steps each (~5 min, not part of the suite).
+"""
+
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+from r1jax.data.conversations import NO_THINK, load_conversations, write_jsonl
+
+ROOT = Path(__file__).parents[1]
+sys.path.insert(0, str(ROOT / "experiments" / "r1_tiny"))
+import pipeline  # noqa: E402
+
+
+def test_each_stage_reads_what_an_earlier_stage_writes(tmp_path):
+  root = str(tmp_path)
+  names = [s.name for s in pipeline.STAGES]
+  for i, stage in enumerate(pipeline.STAGES):
+    cmd = stage.command(root, smoke=False)
+    assert cmd[1:3] == ["-m", stage.module] and (ROOT / stage.config).exists()
+    assert cmd[4] == f"--workdir={root}/{stage.name}"
+    for arg in cmd[5:]:
+      value = arg.partition("=")[2]
+      for path in value.split(","):
+        if path.startswith(root):  # a path into the pipeline: an earlier stage's workdir
+          producer = Path(path).relative_to(root).parts[0]
+          assert producer in names[:i], (stage.name, arg)
+  smoke = pipeline.STAGES[0].command(root, smoke=True)
+  assert "--config.train.num_steps=2" in smoke
+  assert "--config.train.num_steps=2" not in pipeline.STAGES[0].command(root, smoke=False)
+
+
+def test_without_traces_keeps_questions_and_answers_only(tmp_path):
+  src, dst = tmp_path / "rs.jsonl", tmp_path / "plain.jsonl"
+  write_jsonl(str(src), [[{"role": "user", "content": "What is 1 + 2?"},
+                          {"role": "assistant",
+                           "content": "<think>\n1 + 2 = 3 .\n</think>\n\n<answer> 3 </answer>"}]])
+  assert pipeline.without_traces(str(src), str(dst)) == 1
+  (msgs,) = load_conversations(str(dst))
+  assert msgs == [{"role": "user", "content": "What is 1 + 2?"},
+                  {"role": "assistant", "content": NO_THINK + "<answer> 3 </answer>"}]
+
+
+def test_results_table_and_plot(tmp_path):
+  evaluated = [("base", "r1_zero")] + [(s.name, s.evaluate) for s in pipeline.STAGES
+                                       if s.evaluate]
+  for i, (name, _) in enumerate(evaluated):
+    d = tmp_path / "eval" / name
+    d.mkdir(parents=True)
+    metrics = {"pass@1": i / 100, "cons@4": i / 50, "format": 0.5}
+    (d / "eval.json").write_text(json.dumps({"datasets": {"arithmetic:test@128": metrics}}))
+  record = {name: {"wall_s": 60.0} for name, _ in evaluated[1:]}
+  pipeline.write_results(str(tmp_path), record, str(tmp_path))
+  table = (tmp_path / "results.md").read_text()
+  assert "| r1_zero | r1_zero | 1.0 % | 2.0 % | 50.0 % | 1.0 min |" in table
+  assert "| base | r1_zero | 0.0 % | 0.0 % | 50.0 % | shipped |" in table
+  out = json.loads((tmp_path / "results.json").read_text())
+  assert [r["stage"] for r in out["stages"]] == [n for n, _ in evaluated]
+  assert (tmp_path / "results.png").stat().st_size > 1000
+
+
+def test_a_failing_stage_stops_the_pipeline(tmp_path):
+  with pytest.raises(SystemExit, match="stage failed"):
+    pipeline.run([sys.executable, "-c", "raise SystemExit(3)"], str(tmp_path / "log"))
