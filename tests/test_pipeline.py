@@ -67,3 +67,30 @@ def test_results_table_and_plot(tmp_path):
 def test_a_failing_stage_stops_the_pipeline(tmp_path):
   with pytest.raises(SystemExit, match="stage failed"):
     pipeline.run([sys.executable, "-c", "raise SystemExit(3)"], str(tmp_path / "log"))
+
+
+def test_rerun_skips_finished_stages_and_redoes_what_follows_a_change(tmp_path, monkeypatch):
+  ran = []
+  monkeypatch.setattr(pipeline, "run", lambda cmd, log: ran.append(cmd[4]) or 1.0)
+  monkeypatch.setattr(pipeline, "without_traces", lambda src, dst: 0)
+  monkeypatch.setattr(pipeline, "write_results", lambda root, record, out: None)
+  args = ["--root", str(tmp_path), "--out", str(tmp_path)]
+  pipeline.main(args)
+  n = len(ran)
+  assert n == len(pipeline.STAGES) + len([s for s in pipeline.STAGES if s.evaluate]) + 1
+  pipeline.main(args)
+  assert len(ran) == n  # everything recorded: nothing runs again
+
+  stale = tmp_path / "sft_stage2" / "checkpoints"
+  stale.mkdir(parents=True)
+  i = [s.name for s in pipeline.STAGES].index("rejection")
+  changed = pipeline.dataclasses.replace(pipeline.STAGES[i], overrides=(("seed", "1"),))
+  monkeypatch.setattr(pipeline, "STAGES",
+                      pipeline.STAGES[:i] + (changed,) + pipeline.STAGES[i + 1:])
+  pipeline.main(args)
+  redone = [Path(w.removeprefix("--workdir=")).relative_to(tmp_path).as_posix()
+            for w in ran[n:]]
+  later = [s.name for s in pipeline.STAGES[i:]]
+  assert redone[:len(later)] == later and "r1_zero" not in redone
+  assert "eval/base" in redone  # the evaluations come after every stage
+  assert not stale.exists()  # a finished run there would have been resumed, not redone
