@@ -52,9 +52,8 @@ import jax.numpy as jnp
 import ml_collections
 
 from r1jax import checkpoint as ckpt_lib
-from r1jax import sharding
+from r1jax import sft, sharding
 from r1jax.models import ModelConfig, forward
-from r1jax.sft import packed_mtp_loss
 from r1jax.stages import SFTStage
 from r1jax.tokenizers import load_tokenizer
 from r1jax.train import init_weights, model_config, tokenizer_spec
@@ -134,24 +133,13 @@ def make_distill_loss(cfg: ModelConfig, *, kd_weight: float, temperature: float)
                           segment_ids=batch["segment_ids"][:, :-1], return_aux=True)
     mask = batch["loss_mask"][:, 1:].astype(jnp.float32)
     n = jnp.maximum(mask.sum(), 1.0)
-    logp = jax.nn.log_softmax(logits)
-    nll = -jnp.take_along_axis(logp, tokens[:, 1:, None], axis=-1)[..., 0]
-    ce = (nll * mask).sum() / n
+    ce, metrics = sft.masked_nll(logits, tokens[:, 1:], mask)
     kl = topk_forward_kl(logits, batch["teacher_ids"], batch["teacher_logp"], mask, temperature)
-    prediction = jnp.argmax(logits, -1)
-    agree = (prediction == batch["teacher_ids"][..., 0]).astype(jnp.float32)
-    correct = (prediction == tokens[:, 1:]).astype(jnp.float32)
-    metrics = {"nll": ce, "token_accuracy": (correct * mask).sum() / n, "kd_kl": kl,
-               "kd_agreement": (agree * mask).sum() / n,
-               "kd_topk_mass": (batch["teacher_topk_mass"] * mask).sum() / n}
+    agree = (jnp.argmax(logits, -1) == batch["teacher_ids"][..., 0]).astype(jnp.float32)
+    metrics.update(kd_kl=kl, kd_agreement=(agree * mask).sum() / n,
+                   kd_topk_mass=(batch["teacher_topk_mass"] * mask).sum() / n)
     loss = (1.0 - kd_weight) * ce + kd_weight * temperature**2 * kl
-    if "balance_loss" in aux:
-      loss = loss + aux["balance_loss"]
-    if "mtp_logits" in aux:
-      metrics["mtp_loss"] = packed_mtp_loss(aux["mtp_logits"], tokens[:, :-1],
-                                            batch["loss_mask"][:, :-1],
-                                            batch["segment_ids"][:, :-1], cfg.mtp_loss_weight)
-      loss = loss + metrics["mtp_loss"]
+    loss = sft.add_model_losses(cfg, loss, aux, batch, metrics)
     return loss, (metrics, aux)
 
   return loss_fn

@@ -40,6 +40,35 @@ def token_batch(sequences: Sequence[Sequence[int]], targets: Sequence[Sequence[i
   return batch
 
 
+def masked_nll(logits: jax.Array, targets: jax.Array, mask: jax.Array
+               ) -> tuple[jax.Array, dict[str, jax.Array]]:
+  """Mean NLL over the masked targets and its metrics {"nll", "token_accuracy"}.
+
+  logits [B, T, V], targets [B, T] int, mask [B, T] float32 (1 where a token is trained on).
+  """
+  logp = jax.nn.log_softmax(logits)
+  nll = -jnp.take_along_axis(logp, targets[..., None], axis=-1)[..., 0]
+  n = jnp.maximum(mask.sum(), 1.0)
+  loss = (nll * mask).sum() / n
+  correct = (jnp.argmax(logits, -1) == targets).astype(jnp.float32)
+  return loss, {"nll": loss, "token_accuracy": (correct * mask).sum() / n}
+
+
+def add_model_losses(cfg: ModelConfig, loss: jax.Array, aux: dict, batch: dict,
+                     metrics: dict) -> jax.Array:
+  """loss + the model's own terms: the MoE balance loss and the MTP loss (logged)."""
+  if "balance_loss" in aux:
+    loss = loss + aux["balance_loss"]
+  if "mtp_logits" in aux:
+    # MTP module k at position i predicts t_{i+k+1}; its targets follow the same mask.
+    tokens = batch["tokens"]
+    metrics["mtp_loss"] = packed_mtp_loss(aux["mtp_logits"], tokens[:, :-1],
+                                          batch["loss_mask"][:, :-1],
+                                          batch["segment_ids"][:, :-1], cfg.mtp_loss_weight)
+    loss = loss + metrics["mtp_loss"]
+  return loss
+
+
 def make_lm_loss(cfg: ModelConfig) -> Callable:
   """loss_fn(params, batch) -> (mean NLL over target tokens, (metrics, model aux))."""
 
@@ -48,22 +77,8 @@ def make_lm_loss(cfg: ModelConfig) -> Callable:
     chex.assert_rank(tokens, 2)
     logits, aux = forward(cfg, params, tokens[:, :-1], positions=batch["positions"][:, :-1],
                           segment_ids=batch["segment_ids"][:, :-1], return_aux=True)
-    mask = batch["loss_mask"][:, 1:].astype(jnp.float32)
-    logp = jax.nn.log_softmax(logits)
-    nll = -jnp.take_along_axis(logp, tokens[:, 1:, None], axis=-1)[..., 0]
-    n = jnp.maximum(mask.sum(), 1.0)
-    loss = (nll * mask).sum() / n
-    correct = (jnp.argmax(logits, -1) == tokens[:, 1:]).astype(jnp.float32)
-    metrics = {"nll": loss, "token_accuracy": (correct * mask).sum() / n}
-    if "balance_loss" in aux:
-      loss = loss + aux["balance_loss"]
-    if "mtp_logits" in aux:
-      # MTP module k at position i predicts t_{i+k+1}; its targets follow the same mask.
-      metrics["mtp_loss"] = packed_mtp_loss(aux["mtp_logits"], tokens[:, :-1],
-                                            batch["loss_mask"][:, :-1],
-                                            batch["segment_ids"][:, :-1], cfg.mtp_loss_weight)
-      loss = loss + metrics["mtp_loss"]
-    return loss, (metrics, aux)
+    loss, metrics = masked_nll(logits, tokens[:, 1:], batch["loss_mask"][:, 1:].astype(jnp.float32))
+    return add_model_losses(cfg, loss, aux, batch, metrics), (metrics, aux)
 
   return loss_fn
 
