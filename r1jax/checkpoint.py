@@ -32,11 +32,13 @@ def model_config_from_dict(d: dict[str, Any]) -> ModelConfig:
 class Checkpointer:
   """Saves and restores `(state, meta)` under `<workdir>/checkpoints`."""
 
-  def __init__(self, workdir: str, *, max_to_keep: int = 2, async_save: bool = True):
+  def __init__(self, workdir: str, *, max_to_keep: int = 2, async_save: bool = True,
+               create: bool = True):
+    """`create=False` for a reader: a wrong path then leaves no empty directory behind."""
     self.directory = os.path.abspath(os.path.join(workdir, "checkpoints"))
     self._manager = ocp.CheckpointManager(
         self.directory,
-        options=ocp.CheckpointManagerOptions(max_to_keep=max_to_keep, create=True,
+        options=ocp.CheckpointManagerOptions(max_to_keep=max_to_keep, create=create,
                                              enable_async_checkpointing=async_save))
 
   def latest_step(self) -> int | None:
@@ -109,7 +111,7 @@ def restore_run_weights(workdir: str, *, expected: ModelConfig | None = None, sh
   checkpoint of another model is refused before anything is read, and the weights take
   `expected`'s dtypes; `shardings` (a tree like the weights) places them on a mesh.
   """
-  c = Checkpointer(workdir, async_save=False)
+  c = Checkpointer(workdir, async_save=False, create=False)
   try:
     saved = model_config_from_dict(c.restore_meta(step)["model"])
     if expected is not None:
@@ -128,3 +130,16 @@ def abstract(tree):
   """ShapeDtypeStructs (with shardings) of a pytree of arrays, for `restore`."""
   return jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype,
                                                      sharding=getattr(x, "sharding", None)), tree)
+
+
+def check_init_from(path: str) -> None:
+  """A clear error for a config.init_from that does not exist, naming the command that
+  makes it when it is a config's default workdir (`r1jax.train` runs configs/<name>.py in
+  workdirs/<name>), e.g. grpo_all.py's workdirs/sft_stage2."""
+  if not path or os.path.exists(path):
+    return
+  config_file = os.path.join("configs", os.path.basename(os.path.normpath(path)) + ".py")
+  how = (f"make it with `python -m r1jax.train --config={config_file} --workdir={path}`"
+         if os.path.exists(config_file) else
+         "point it at an r1jax workdir or a Hugging Face checkpoint directory")
+  raise FileNotFoundError(f"config.init_from={path!r} does not exist; {how}")

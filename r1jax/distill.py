@@ -185,7 +185,7 @@ def check_same_tokenizer(student, teacher, *, student_name: str, teacher_name: s
 
 def _run_config(workdir: str) -> dict[str, Any]:
   """The config an r1jax run in `workdir` was started with, from its latest checkpoint."""
-  checkpointer = ckpt_lib.Checkpointer(workdir, async_save=False)
+  checkpointer = ckpt_lib.Checkpointer(workdir, async_save=False, create=False)
   try:
     return json.loads(checkpointer.restore_meta().get("config") or "{}")
   finally:

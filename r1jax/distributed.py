@@ -26,7 +26,10 @@ collectives use gloo (`jax_cpu_collectives_implementation`, the default in jax 0
 
 Once joined, every process runs the same train loop on the same data: each builds the
 step's whole batch (for GRPO the same rollouts, gathered back from the global mesh) and
-places only its own devices' rows (`sharding.shard_batch`, `sharding.to_host`). Every
+places only its own devices' rows (`sharding.shard_batch`, `sharding.to_host`). Host work
+that scales with the batch is split: each process scores its share of a rollout's
+completions (`my_share`; rewards may run code or a reward model) and every process gets
+all scores back (`allgather_objects`). Every
 process writes its shards of each checkpoint; only process 0 writes metrics, samples
 and the progress bar (`is_main_process`).
 """
@@ -35,10 +38,13 @@ from __future__ import annotations
 
 import logging
 import os
+import pickle
 from collections.abc import Mapping
 from typing import Any
 
 import jax
+import numpy as np
+from jax.experimental import multihost_utils
 
 
 def _ints(value: str) -> list[int]:
@@ -131,3 +137,23 @@ def describe() -> str:
   """"process 1/4: 8 local of 32 devices (gpu)", for logs."""
   return (f"process {jax.process_index()}/{jax.process_count()}: {jax.local_device_count()} "
           f"local of {jax.device_count()} devices ({jax.default_backend()})")
+
+
+def my_share(n: int) -> slice:
+  """This process's contiguous share of n items (process p of P: [p·n // P, (p+1)·n // P))."""
+  p, count = jax.process_index(), jax.process_count()
+  return slice(p * n // count, (p + 1) * n // count)
+
+
+def allgather_objects(obj: Any) -> list[Any]:
+  """[obj of process 0, obj of process 1, ...] on every process (a collective: every
+  process must call it, in the same order). Objects travel pickled, so keep them small:
+  per-completion scores, not arrays. One process: [obj]."""
+  if jax.process_count() == 1:
+    return [obj]
+  data = np.frombuffer(pickle.dumps(obj), np.uint8)
+  sizes = multihost_utils.process_allgather(np.array([data.size], np.int64)).reshape(-1)
+  padded = np.zeros(int(sizes.max()), np.uint8)
+  padded[:data.size] = data
+  gathered = multihost_utils.process_allgather(padded)  # [processes, max size]
+  return [pickle.loads(gathered[i, :n].tobytes()) for i, n in enumerate(sizes.tolist())]

@@ -37,6 +37,7 @@ segment 0 = padding) and pair_mask [B] (0 for filler pairs of the last eval batc
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import os
@@ -247,19 +248,8 @@ def to_pair(row: dict[str, Any]) -> Pair:
 
 
 def _read_file(path: str, on_error: str) -> list[Pair]:
-  rows = read_jsonl(path, ("chosen", "rejected"), on_error=on_error)  # errors name the line
-  pairs, bad = [], 0
-  for i, row in enumerate(rows, 1):
-    try:
-      pairs.append(to_pair(row))
-    except ValueError as e:
-      if on_error == "raise":
-        raise ValueError(f"{path}: row {i} (blank lines not counted): {e}; fix the row or set "
-                         "config.data.on_error='skip'") from None
-      bad += 1
-  if bad:
-    logging.warning("%s: skipped %d invalid preference pair(s) of %d", path, bad, len(rows))
-  return pairs
+  return read_jsonl(path, ("chosen", "rejected"), on_error=on_error, parse=to_pair,
+                    what="malformed or invalid preference pair")
 
 
 def load_preferences(spec: str, *, seed: int = 0, on_error: str = "raise",
@@ -448,7 +438,7 @@ def restore_reward_weights(workdir: str, *, step: int | None = None
                            ) -> tuple[ModelConfig, dict, dict]:
   """(model config, reward-model weights {"params" (with "reward_head"), "buffers"}, the
   run's config as a dict) of a reward_model run's checkpoint (default: the latest)."""
-  c = ckpt_lib.Checkpointer(workdir, async_save=False)
+  c = ckpt_lib.Checkpointer(workdir, async_save=False, create=False)
   try:
     try:
       meta = c.restore_meta(step)
@@ -467,10 +457,45 @@ def restore_reward_weights(workdir: str, *, step: int | None = None
     c.close()
 
 
+@dataclasses.dataclass(frozen=True)
+class RewardModelFn:
+  """`fn(prompts, completions, **_) -> list[float]`: a trained reward model's scores.
+
+  Made by `load_reward_model`. `dataclasses.replace(fn, score_only_summary=...)` gives the
+  other view of the same weights (R1 §2.3.4 scores helpfulness on the summary and
+  harmlessness on the whole response) without loading them again.
+  """
+  cfg: ModelConfig
+  weights: dict
+  tokenizer: Any
+  score_only_summary: bool
+  max_len: int
+  batch_size: int
+  score: Callable = dataclasses.field(repr=False)  # jitted (weights, batch) -> [batch] logits
+
+  def __call__(self, prompts: Sequence[str], completions: Sequence[str], **_) -> list[float]:
+    if len(prompts) != len(completions):
+      raise ValueError(f"{len(prompts)} prompts for {len(completions)} completions")
+    texts = [summary(c) for c in completions] if self.score_only_summary else list(completions)
+    seqs = [fit(encode(self.tokenizer, p, c), self.max_len) for p, c in zip(prompts, texts)]
+    out: list[float] = []
+    # Outside any caller's mesh (the train loop makes rollouts under the policy's): the
+    # weights sit on one device, and a multi-device mesh would reject them.
+    with jax.set_mesh(None):
+      for i in range(0, len(seqs), self.batch_size):
+        chunk = seqs[i:i + self.batch_size]
+        length = min(-(-max(map(len, chunk)) // 64) * 64, max(self.max_len, 1))
+        length = max(length, max(map(len, chunk)))
+        r = self.score(self.weights, sequence_batch(chunk, length, self.tokenizer.pad_id,
+                                                    self.batch_size))
+        out += [float(v) for v in np.asarray(r)[:len(chunk)]]
+    return out
+
+
 def load_reward_model(path: str, *, step: int | None = None,
                       score_only_summary: bool | None = None,
                       tokenizer=None, batch_size: int = 32,
-                      max_len: int | None = None) -> Callable[..., list[float]]:
+                      max_len: int | None = None) -> RewardModelFn:
   """A reward function `fn(prompts, completions, **_) -> list[float]` from a reward_model run.
 
   path: its workdir (or checkpoints/ or checkpoints/<step> in it). Each (prompt, completion)
@@ -497,22 +522,4 @@ def load_reward_model(path: str, *, step: int | None = None,
   max_len = max_len or run_config.get("data", {}).get("seq_len") or cfg.max_position_embeddings
   score = jax.jit(lambda p, b: rewards(cfg, p, b["tokens"], b["positions"],
                                        b["segment_ids"])[0])
-
-  def reward_model(prompts: Sequence[str], completions: Sequence[str], **_) -> list[float]:
-    if len(prompts) != len(completions):
-      raise ValueError(f"{len(prompts)} prompts for {len(completions)} completions")
-    texts = [summary(c) for c in completions] if score_only_summary else list(completions)
-    seqs = [fit(encode(tokenizer, p, c), max_len) for p, c in zip(prompts, texts)]
-    out: list[float] = []
-    # Outside any caller's mesh (the train loop makes rollouts under the policy's): the
-    # weights sit on one device, and a multi-device mesh would reject them.
-    with jax.set_mesh(None):
-      for i in range(0, len(seqs), batch_size):
-        chunk = seqs[i:i + batch_size]
-        length = min(-(-max(map(len, chunk)) // 64) * 64, max(max_len, 1))
-        length = max(length, max(map(len, chunk)))
-        r = score(weights, sequence_batch(chunk, length, tokenizer.pad_id, batch_size))
-        out += [float(v) for v in np.asarray(r)[:len(chunk)]]
-    return out
-
-  return reward_model
+  return RewardModelFn(cfg, weights, tokenizer, score_only_summary, max_len, batch_size, score)

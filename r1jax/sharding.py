@@ -121,12 +121,15 @@ def shard_batch(batch, mesh: Mesh, rules=DEFAULT_RULES):
   Every process passes the same global batch and copies only the rows its own devices
   hold (nothing crosses between processes, and nothing checks that the batches agree).
   """
-  def place(x):
-    x = np.asarray(x)
-    return jax.make_array_from_callback(x.shape, batch_sharding(mesh, rules, x.ndim),
-                                        lambda index: x[index])
+  return jax.tree.map(lambda x: place(x, batch_sharding(mesh, rules, np.ndim(x))), batch)
 
-  return jax.tree.map(place, batch)
+
+def place(x, sharding: jax.sharding.Sharding) -> jax.Array:
+  """A host array (or one on a single device) as a global array of `sharding`, built from
+  the pieces this process's devices hold: nothing crosses between processes, and no
+  device receives more than its own shard."""
+  x = np.asarray(x)
+  return jax.make_array_from_callback(x.shape, sharding, lambda index: x[index])
 
 
 def to_host(tree):
@@ -151,9 +154,10 @@ def init_sharded_params(cfg: ModelConfig, rng: jax.Array, mesh: Mesh, rules=DEFA
 
 
 def shard_params(cfg: ModelConfig, params, mesh: Mesh, rules=DEFAULT_RULES):
-  """Places existing parameters (e.g. loaded from a checkpoint) onto the mesh."""
+  """Places existing parameters (host arrays, or on one device) onto the mesh, each
+  process copying only its devices' shards (`place`)."""
   check_divisibility(cfg, mesh)
-  return jax.device_put(params, param_shardings(cfg, mesh, rules))
+  return jax.tree.map(place, params, param_shardings(cfg, mesh, rules))
 
 
 @contextlib.contextmanager

@@ -40,6 +40,7 @@ def model_config(config: ml_collections.ConfigDict) -> ModelConfig:
   if config.model != "from_checkpoint":
     return presets.get(config.model, **overrides)
   src = config.get("init_from", "")
+  ckpt_lib.check_init_from(src)
   path = os.path.join(src, "config.json")
   if os.path.exists(path):
     import json
@@ -47,7 +48,7 @@ def model_config(config: ml_collections.ConfigDict) -> ModelConfig:
     with open(path) as f:
       return config_from_hf(json.load(f)).replace(**overrides)
   if src and os.path.isdir(os.path.join(src, "checkpoints")):
-    checkpointer = ckpt_lib.Checkpointer(src, async_save=False)
+    checkpointer = ckpt_lib.Checkpointer(src, async_save=False, create=False)
     try:
       saved = checkpointer.restore_meta()["model"]
     finally:
@@ -112,9 +113,11 @@ def init_weights(config, cfg: ModelConfig, rng, mesh, *, step: int | None = None
   src = config.get("init_from", "")
   if not src:
     return sharding.init_sharded_params(cfg, rng, mesh)
+  ckpt_lib.check_init_from(src)
   if os.path.exists(os.path.join(src, "config.json")):
     from r1jax.models.hf import load_hf_checkpoint
-    hf_cfg, params = load_hf_checkpoint(src)
+    sharding.check_divisibility(cfg, mesh)
+    hf_cfg, params = load_hf_checkpoint(src, mesh=mesh)
     if cfg.n_mtp_modules < hf_cfg.n_mtp_modules:  # a stage that does not train MTP drops it
       unused = {f"mtp_{k}" for k in range(cfg.n_mtp_modules + 1, hf_cfg.n_mtp_modules + 1)}
       params = {c: {k: v for k, v in tree.items() if k not in unused} for c, tree in params.items()}
@@ -124,7 +127,7 @@ def init_weights(config, cfg: ModelConfig, rng, mesh, *, step: int | None = None
                        f"model wants {cfg.n_mtp_modules}; set "
                        f"--config.model_overrides.n_mtp_modules={hf_cfg.n_mtp_modules}")
     ckpt_lib.check_same_model(ckpt_lib.model_config_dict(hf_cfg), cfg, src)
-    return sharding.shard_params(cfg, params, mesh)
+    return params
   try:
     _, weights = ckpt_lib.restore_run_weights(src, expected=cfg, step=step,
                                               shardings=sharding.param_shardings(cfg, mesh))

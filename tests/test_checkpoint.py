@@ -45,6 +45,11 @@ def test_other_model_is_refused():
 def test_no_checkpoint_is_a_clear_error(tmp_path):
   with pytest.raises(FileNotFoundError, match="no checkpoint under"):
     ckpt_lib.Checkpointer(str(tmp_path)).restore_meta()
+  # a reader pointed at a wrong path leaves nothing behind (a later writer would resume it)
+  wrong = tmp_path / "typo"
+  with pytest.raises(FileNotFoundError, match="no checkpoint under"):
+    ckpt_lib.restore_run_weights(str(wrong))
+  assert not wrong.exists()
 
 
 def test_metrics_jsonl(tmp_path):

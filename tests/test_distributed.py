@@ -5,7 +5,8 @@ The two-process test runs this file as a script (`_worker` below): each process 
 CPU devices, `jax.distributed` joins them over a localhost coordinator (gloo collectives)
 into one fsdp=2 × expert=2 mesh, and `train.train_and_evaluate` runs three GRPO steps of
 the shipped tiny base (rollouts, rewards, reference log-probs, sharded updates, an
-evaluation before and after) and writes one orbax checkpoint from both processes. A
+evaluation before and after; each process scores half of every rollout) and writes
+one orbax checkpoint from both processes. A
 one-process run with 4 devices runs the same config beside it: both must log the same
 rewards and end with the same parameters. The test process then restores the
 two-process checkpoint, whole, onto a 4-device mesh of its own.
@@ -76,6 +77,8 @@ def test_one_process_is_a_no_op():
   assert distributed.initialize_from_env({}) is False
   assert distributed.is_main_process()
   assert "process 0/1" in distributed.describe()
+  assert distributed.my_share(5) == slice(0, 5)
+  assert distributed.allgather_objects({"a": [1.5]}) == [{"a": [1.5]}]
 
 
 # ------------------------------------------------------------------ two real processes
@@ -195,6 +198,10 @@ def test_two_processes_train_like_one(tmp_path):
     np.testing.assert_array_equal(restored[k], two[k], err_msg=k)
     np.testing.assert_array_equal(ref[k], base[k], err_msg=k)  # the KL reference: the start
   assert sum(float(np.abs(base[k] - restored[k]).sum()) for k in base) > 0  # it trained
+  # The reward work was split: each process scored half of every rollout's completions.
+  alone = json.loads((tmp_path / "one" / "scored_0.json").read_text())
+  halves = [json.loads((tmp_path / "two" / f"scored_{i}.json").read_text()) for i in range(2)]
+  assert alone and halves[0] == halves[1] == [n // 2 for n in alone]
   info = json.loads((tmp_path / "two" / "info.json").read_text())
   assert info == {"process_count": 2, "device_count": 4, "local_device_count": 2}
 
@@ -212,9 +219,17 @@ def _worker(out: str) -> None:
 
   from r1jax import checkpoint, sharding, train
 
+  from r1jax.rl import rewards as rewards_lib
+  scored = []  # how many completions this process scored, per call
+  score = rewards_lib.score
+  rewards_lib.score = lambda specs, prompts, completions, **kw: (
+      scored.append(len(completions)) or score(specs, prompts, completions, **kw))
+
   config = _grpo_config()
   workdir = os.path.join(out, "run")
   train.train_and_evaluate(config, workdir)
+  with open(os.path.join(out, f"scored_{jax.process_index()}.json"), "w") as f:
+    json.dump(scored, f)
   cfg = train.model_config(config)
   mesh = sharding.make_mesh(dict(config.mesh))
   _, weights = checkpoint.restore_run_weights(workdir, expected=cfg,

@@ -133,9 +133,14 @@ def test_conversation_prompts_are_what_sft_saw_before_the_answer(tmp_path):
 # ---------------------------------------------------------------------------- rewards
 
 
-def test_reward_models_through_config_score_summary_or_everything(rm_workdir):
+def test_reward_models_through_config_score_summary_or_everything(rm_workdir, monkeypatch):
+  loads = []
+  restore = RM.restore_reward_weights
+  monkeypatch.setattr(RM, "restore_reward_weights", lambda *a, **k: loads.append(a) or restore(*a, **k))
   fns = rewards.load_reward_models({"helpful": {"path": rm_workdir, "view": "summary"},
                                     "harmless": {"path": rm_workdir, "view": "full"}})
+  assert len(loads) == 1  # one run serving two views is read once
+  monkeypatch.undo()
   prompts = [r1_chat_prompt([{"role": "user", "content": q}], bos="")
              for q in ("Hello", "What is 12 + 30?", "Who are you?")]
   completions = ["I should greet.\n</think>\n\nHello! Ask me to add two numbers.",

@@ -168,7 +168,7 @@ def test_jsonl_rows_raw_and_conversational(tmp_path):
   assert pairs[0] == rows[0]
   assert pairs[1]["prompt"].endswith("Hi" + ASSISTANT) and pairs[1]["rejected"] == "Go away."
   assert pairs[2]["prompt"] == pairs[1]["prompt"] and pairs[2]["chosen"] == "Hey"
-  with pytest.raises(ValueError, match=r"row 2 .*must be a dict"):
+  with pytest.raises(ValueError, match=r"bad.jsonl:2: .*must be a dict.*on_error='skip'"):
     RM.load_preferences(_write(tmp_path / "bad.jsonl", rows[:1] + rows[2:3]))
   assert len(RM.load_preferences(str(tmp_path / "bad.jsonl"), on_error="skip")) == 1
   other = dict(rows[3], rejected=[{"role": "user", "content": "Yo"},

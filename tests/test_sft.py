@@ -63,10 +63,11 @@ def test_rendering_follows_the_r1_chat_template():
   assert ids[0] == TOK.bos_id and ids[-1] == TOK.eos_id
 
 
-def test_mask_covers_exactly_the_assistant_answers():
+def test_mask_covers_exactly_the_last_assistant_answer():
   row = {"system": "Be brief.", "prompt": "What is 2 + 3?",
          "completion": "<think>\n2 + 3 = 5\n</think>\n\n5"}
-  for msgs, answers in [(MULTI_TURN, ["\n\nIt is 85.", MULTI_TURN[4]["content"]]),
+  # the first answer is context without its reasoning, as at inference: no loss on it
+  for msgs, answers in [(MULTI_TURN, [MULTI_TURN[4]["content"]]),
                         (C.to_messages(row), [row["completion"]])]:
     ids, mask = C.tokenize(msgs, TOK)
     assert len(ids) == len(mask) and mask[0] == 0
@@ -76,6 +77,7 @@ def test_mask_covers_exactly_the_assistant_answers():
       if m["role"] != "assistant" and m is not MULTI_TURN[-1]:
         assert m["content"] in prompt_text
     assert "Thanks!" not in TOK.decode(ids)
+  assert "It is 85.</s>" in TOK.decode([i for i, m in zip(*C.tokenize(MULTI_TURN, TOK)) if not m])
 
 
 def test_row_formats():
@@ -184,15 +186,14 @@ def test_bad_input(tmp_path, caplog):
   path = _write(tmp_path / "a.jsonl", [good, "{not json", no_answer, tool, good])
   with pytest.raises(ValueError, match=r"a.jsonl:2: "):
     C.load_conversations(path)
-  with pytest.raises(ValueError, match=r"row 4 .*unknown role 'tool'.*on_error='skip'"):
-    C.load_conversations(_write(tmp_path / "b.jsonl", [good, no_answer, good, tool]))
+  with pytest.raises(ValueError, match=r"b.jsonl:5: .*unknown role 'tool'.*on_error='skip'"):
+    C.load_conversations(_write(tmp_path / "b.jsonl", [good, no_answer, "", good, tool]))
   with caplog.at_level(logging.WARNING):
     convs = C.load_conversations(path, on_error="skip")
   assert len(convs) == 2
-  assert "skipped 1 malformed line" in caplog.text
-  assert "skipped 1 invalid conversation" in caplog.text
+  assert "skipped 2 malformed or invalid conversation(s) of 5" in caplog.text
   assert "skipped 1 conversation(s) without an assistant turn" in caplog.text
-  with pytest.raises(ValueError, match="none of its 2 conversations is usable"):
+  with pytest.raises(ValueError, match="none of its 2 conversations has an assistant turn"):
     C.load_conversations(_write(tmp_path / "c.jsonl", [no_answer, no_answer]))
   with pytest.raises(ValueError, match="holds no conversations"):
     C.load_conversations(_write(tmp_path / "d.jsonl", []))

@@ -79,6 +79,22 @@ def test_every_parameter_follows_the_rules():
   assert bias.sharding.spec == P(None, "expert")
 
 
+def test_hugging_face_weights_load_straight_onto_their_shards():
+  import os
+
+  import r1jax
+  from r1jax.models.hf import load_hf_checkpoint
+  base = os.path.join(os.path.dirname(r1jax.__file__), "assets", "tiny_base")
+  mesh = sharding.make_mesh(dict(fsdp=2, expert=2, tensor=2))
+  cfg, whole = load_hf_checkpoint(base)
+  _, sharded = load_hf_checkpoint(base, mesh=mesh)
+  want = sharding.param_shardings(cfg, mesh)
+  chex.assert_trees_all_equal(sharded, whole)
+  for a, s in zip(jax.tree.leaves(sharded), jax.tree.leaves(want)):
+    assert a.sharding == s
+  chex.assert_trees_all_equal(sharding.shard_params(cfg, whole, mesh), whole)
+
+
 @pytest.mark.parametrize("axes, match", [
     (dict(data=3), r"3 devices, but 8 are available"),
     (dict(data=-1, fsdp=-1), "at most one mesh axis may be -1"),

@@ -162,8 +162,15 @@ def test_grpo_gsm8k_with_a_hugging_face_student(tmp_path):
   row = read_metrics(str(tmp_path / "run"))[-1]
   assert row["step"] == 1 and "eval/accuracy" in row and "reward/accuracy" in row
   c.init_from = str(tmp_path / "missing")
-  with pytest.raises(FileNotFoundError, match="set --config.init_from"):
+  with pytest.raises(FileNotFoundError, match="missing' does not exist; point it at an r1jax"):
     train_and_evaluate(c, str(tmp_path / "run2"))
+  # any stage: a missing config default workdir names the command that makes it
+  from configs import sft_stage2
+  c = sft_stage2.get_config()
+  c.init_from = str(tmp_path / "sft_cold_start")
+  with pytest.raises(FileNotFoundError, match="make it with `python -m r1jax.train "
+                     "--config=configs/sft_cold_start.py"):
+    train_and_evaluate(c, str(tmp_path / "run3"))
 
 
 def test_export_hf_and_the_shipped_base(base_workdir, tmp_path):

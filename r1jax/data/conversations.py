@@ -15,10 +15,12 @@ Rendering (`chat_pieces`, `tokenize`) follows `r1jax.rl.templates.r1_chat_prompt
 the system prompt, "<｜User｜>"+text, "<｜Assistant｜>"+answer+EOS. As there, earlier
 assistant turns keep only the text after their last "</think>" (R1 does not feed back past
 reasoning); the last assistant turn is the one being learned and keeps its reasoning.
-Messages after the last assistant turn carry no loss and are dropped. BOS and EOS are the
-tokenizer's ids, not their DeepSeek strings, so the tokens are the same for a DeepSeek
-tokenizer and right for any other. The loss mask is 1 on every assistant turn as rendered
-(earlier ones without their reasoning) and its EOS, 0 on everything else.
+Messages after the last assistant turn are dropped. BOS and EOS are the tokenizer's ids,
+not their DeepSeek strings, so the tokens are the same for a DeepSeek tokenizer and right
+for any other. The loss mask is 1 on the last assistant turn and its EOS, 0 on everything
+else: earlier turns are context rendered as at inference, without the reasoning the model
+would have written, and learning them would teach answering without thinking. To learn
+every turn of a conversation, give each prefix ending in an assistant turn as its own row.
 
 Packing (`pack`, `packed_batch`): first-fit of whole conversations into rows of seq_len,
 segment ids 1, 2, … per row (0 = padding) and positions restarting at 0 for each, so with
@@ -143,33 +145,23 @@ def _message(m: Any) -> Any:
   return {"role": m["role"], "content": content}
 
 
+def _valid_messages(row: dict[str, Any]) -> Messages:
+  msgs = to_messages(row)
+  r1_chat_prompt(msgs, add_generation_prompt=False)  # validates roles and contents
+  return msgs
+
+
 def _read_file(path: str, on_error: str) -> list[Messages]:
-  rows = read_jsonl(path, (), on_error=on_error)
-  if not rows:
-    raise ValueError(f"{path} holds no conversations (the file is empty)")
-  convs, bad, no_answer = [], 0, 0
-  for i, row in enumerate(rows, 1):
-    try:
-      msgs = to_messages(row)
-      r1_chat_prompt(msgs, add_generation_prompt=False)  # validates roles and contents
-    except ValueError as e:
-      if on_error == "raise":
-        raise ValueError(f"{path}: row {i} (blank lines not counted): {e}; fix the row or "
-                         "set config.data.on_error='skip'") from None
-      bad += 1
-      continue
-    if not any(m["role"] == "assistant" for m in msgs):
-      no_answer += 1
-      continue
-    convs.append(msgs)
-  if bad:
-    logging.warning("%s: skipped %d invalid conversation(s) of %d", path, bad, len(rows))
-  if no_answer:
+  rows = read_jsonl(path, (), on_error=on_error, parse=_valid_messages,
+                    what="malformed or invalid conversation")
+  convs = [msgs for msgs in rows if any(m["role"] == "assistant" for m in msgs)]
+  if len(convs) < len(rows):
     logging.warning("%s: skipped %d conversation(s) without an assistant turn (nothing to "
-                    "learn) of %d", path, no_answer, len(rows))
+                    "learn) of %d", path, len(rows) - len(convs), len(rows))
+  if not rows:
+    raise ValueError(f"{path} holds no conversations (it is empty, or every line was skipped)")
   if not convs:
-    raise ValueError(f"{path}: none of its {len(rows)} conversations is usable ({bad} invalid, "
-                     f"{no_answer} without an assistant turn)")
+    raise ValueError(f"{path}: none of its {len(rows)} conversations has an assistant turn")
   return convs
 
 
@@ -219,7 +211,8 @@ def write_jsonl(path: str, conversations: Sequence[Messages]) -> None:
 def chat_pieces(messages: Messages) -> list[tuple[str, str]]:
   """The conversation in R1's chat format as (kind, text) pieces up to its last assistant
   turn, kind "prompt" | "answer" | "eos"; "".join of the texts is `r1_chat_prompt` of the
-  earlier messages followed by ASSISTANT + the last answer, reasoning included, + EOS."""
+  earlier messages followed by ASSISTANT + the last answer, reasoning included, + EOS.
+  The last two pieces are the learned answer and its EOS."""
   r1_chat_prompt(messages, add_generation_prompt=False)  # the template's input checks
   last = max((i for i, m in enumerate(messages) if m["role"] == "assistant"), default=None)
   if last is None:
@@ -238,13 +231,14 @@ def chat_pieces(messages: Messages) -> list[tuple[str, str]]:
 
 
 def tokenize(messages: Messages, tokenizer) -> Example:
-  """(ids, mask) of the rendered conversation; mask 1 on the assistant answers and EOS.
+  """(ids, mask) of the rendered conversation; mask 1 on the last assistant answer and EOS.
 
   Each piece is encoded on its own, so a prompt is tokenized as at generation time and
   the mask boundaries are exact. BOS and EOS become the tokenizer's bos_id and eos_id.
   """
   ids, mask = [], []
-  for kind, text in chat_pieces(messages):
+  pieces = chat_pieces(messages)
+  for i, (kind, text) in enumerate(pieces):
     if kind == "eos":
       piece = [tokenizer.eos_id]
     elif text.startswith(BOS):
@@ -252,7 +246,7 @@ def tokenize(messages: Messages, tokenizer) -> Example:
     else:
       piece = tokenizer.encode(text)
     ids += piece
-    mask += [int(kind != "prompt")] * len(piece)
+    mask += [int(i >= len(pieces) - 2)] * len(piece)
   return ids, mask
 
 

@@ -25,7 +25,7 @@ import json
 import logging
 import os
 from math import isfinite
-from typing import Any, Iterator, Mapping
+from typing import Any, Callable, Iterator, Mapping
 
 import grain
 
@@ -45,10 +45,12 @@ _FILES = {
 }
 
 
-def read_jsonl(path: str, required: tuple[str, ...], *, on_error: str = "raise") -> list[dict]:
-  """Rows of a JSONL file; malformed lines or lines missing a `required` field raise a
-  ValueError naming the file and line number, or are skipped with a warning (counted) when
-  on_error="skip".
+def read_jsonl(path: str, required: tuple[str, ...], *, on_error: str = "raise",
+               parse: Callable[[dict], Any] | None = None, what: str = "malformed line") -> list:
+  """Rows of a JSONL file; malformed lines, lines missing a `required` field or rows that
+  `parse` (applied to each row; its result is kept) rejects with a ValueError raise a
+  ValueError naming the file and line number, or are skipped with a warning (counted, the
+  items called `what`s) when on_error="skip".
 
   Lines end at "\\n" only and are decoded one by one, so that a line of invalid UTF-8,
   binary garbage or JSON nested too deeply to parse is one malformed line, not the end of
@@ -72,14 +74,18 @@ def read_jsonl(path: str, required: tuple[str, ...], *, on_error: str = "raise")
         missing = [k for k in required if k not in row]
         if missing:
           raise ValueError(f"missing field(s) {missing}")
+        if parse is not None:
+          row = parse(row)
       except (ValueError, RecursionError) as e:  # UnicodeDecodeError is a ValueError
         if on_error == "raise":
-          raise ValueError(f"{path}:{lineno}: {e}") from None
+          raise ValueError(f"{path}:{lineno}: {e}; fix the line or set "
+                           "config.data.on_error='skip'") from None
         skipped += 1
         continue
       rows.append(row)
   if skipped:
-    logging.warning("%s: skipped %d malformed line(s) of %d", path, skipped, skipped + len(rows))
+    logging.warning("%s: skipped %d %s(s) of %d", path, skipped, what,
+                    skipped + len(rows))
   return rows
 
 

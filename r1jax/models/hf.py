@@ -378,12 +378,16 @@ class _Checkpoint:
     return a
 
 
-def load_hf_checkpoint(path: str, *, dtype: str | None = None, name: str | None = None):
+def load_hf_checkpoint(path: str, *, dtype: str | None = None, name: str | None = None,
+                       mesh=None):
   """(cfg, params) from a HF checkpoint directory (config.json + safetensors).
 
   params has exactly the tree, shapes and dtypes of `init_params(cfg, ...)`; parameters are
   cast to `dtype` (default float32, which becomes cfg.param_dtype), the router bias stays
   float32. cfg.n_mtp_modules counts the MTP layers present in the weights (0 if none).
+  Tensors are read one at a time into host memory; with a `mesh`, each goes straight to
+  its shards there (`sharding.param_shardings`: every device gets only its own piece,
+  every process copies only its devices'), otherwise onto the default device.
   """
   config_file = os.path.join(path, "config.json")
   if not os.path.exists(config_file):
@@ -399,16 +403,22 @@ def load_hf_checkpoint(path: str, *, dtype: str | None = None, name: str | None 
     n_mtp += 1
   cfg = cfg.replace(n_mtp_modules=n_mtp, param_dtype=dtype or "float32")
 
-  def load(keys, spec):
+  if mesh is not None:
+    from r1jax.sharding import param_shardings, place
+    shardings = param_shardings(cfg, mesh)
+  else:
+    shardings = jax.tree.map(lambda _: None, _shapes(cfg))
+
+  def load(keys, spec, sharding):
     path_ = tuple(k.key for k in keys)
     slots, layout = _slots(cfg, path_[1:])
     out = np.empty(spec.shape, spec.dtype)
     for idx, hf_name in slots:
       shape = spec.shape[len(idx):]
       out[idx] = _to_r1jax(ckpt.get(hf_name, _hf_shape(layout, shape), "/".join(path_)), layout, shape)
-    return jnp.asarray(out)
+    return jnp.asarray(out) if sharding is None else place(out, sharding)
 
-  params = jax.tree_util.tree_map_with_path(load, _shapes(cfg))
+  params = jax.tree_util.tree_map_with_path(load, _shapes(cfg), shardings)
   ignorable = {f"model.layers.{cfg.n_layers + k}.{c}" for k in range(n_mtp) for c in _MTP_COPIES}
   if cfg.tie_embeddings:
     ignorable.add("lm_head.weight")

@@ -12,9 +12,11 @@ position is its column and padding has segment 0, as in the sampler.
 
 Several processes: every process draws the same prompts (same iterators, same seeds),
 samples them in one program over the global mesh and gets every completion back
-(`generate`), scores them all, and builds the same global batch, of which `shard_batch`
-places each process's rows. The advantages come from process 0's scores, broadcast; only
-process 0 logs metrics and samples (the train loop's writer).
+(`generate`), scores its share of each source's completions and gathers everyone's scores
+(`distributed.my_share`, `allgather_objects`: the processes divide the reward work, code
+execution and reward models included, and all hold the same scores), and builds the same
+global batch, of which `shard_batch` places each process's rows. Only process 0 logs
+metrics and samples (the train loop's writer).
 
 Prompts and rewards: config.data.train / data.eval (`load_prompts` specs) scored with
 config.rl.rewards, or, for all-scenario RL (R1 §2.3.4), a mixture of prompt sources, each
@@ -47,16 +49,15 @@ single-source form: `rl.rewards = {"accuracy": 1.0, "helpful": 0.5}`.
 from __future__ import annotations
 
 import dataclasses
-import os
 from math import isfinite
 
 import jax
 import jax.numpy as jnp
 import ml_collections
 import numpy as np
-from jax.experimental import multihost_utils
 
-from r1jax import sharding
+from r1jax import checkpoint as ckpt_lib
+from r1jax import distributed, sharding
 from r1jax.data.datasets import MixtureIterator, PromptIterator, load_prompts
 from r1jax.models import ModelConfig, forward
 from r1jax.rl import grpo
@@ -189,30 +190,24 @@ def load_sources(config: ml_collections.ConfigDict, reward_fns) -> dict[str, Sou
   return sources
 
 
-def check_init_from(path: str) -> None:
-  """A clear error for a config.init_from that does not exist, naming the command that
-  makes it when it is a config's default workdir (`r1jax.train` runs configs/<name>.py in
-  workdirs/<name>), e.g. grpo_all.py's workdirs/sft_stage2."""
-  if not path or os.path.exists(path):
-    return
-  config_file = os.path.join("configs", os.path.basename(os.path.normpath(path)) + ".py")
-  how = (f"make it with `python -m r1jax.train --config={config_file} --workdir={path}`"
-         if os.path.exists(config_file) else
-         "point it at an r1jax workdir or a Hugging Face checkpoint directory")
-  raise FileNotFoundError(f"config.init_from={path!r} does not exist; {how}")
+def _concat_parts(parts: list[dict]) -> dict[str, list[float] | float]:
+  """The parts of `rewards.score` over several sets of completions, as one call over all
+  of them would give: each reward's values concatenated, its failures summed."""
+  out: dict[str, list[float] | float] = {}
+  for p in parts:
+    for k, v in p.items():
+      if k.startswith("errors/"):
+        out[k] = out.get(k, 0.0) + v
+      else:
+        out.setdefault(k, []).extend(v)
+  return out
 
 
 def _merge_parts(parts: list[dict]) -> dict[str, float]:
   """One reward's mean over every completion it scored, its failures summed, from the
   parts of `rewards.score` for several sources."""
-  values, errors = {}, {}
-  for p in parts:
-    for k, v in p.items():
-      if k.startswith("errors/"):
-        errors[k] = errors.get(k, 0.0) + v
-      else:
-        values.setdefault(k, []).extend(v)
-  return {**{k: float(np.mean(v)) for k, v in values.items()}, **errors}
+  return {k: v if k.startswith("errors/") else float(np.mean(v))
+          for k, v in _concat_parts(parts).items()}
 
 
 def pack_rollout(prompts: list[list[int]], completions: np.ndarray, completion_mask: np.ndarray,
@@ -260,7 +255,7 @@ class GRPOStage(Stage):
                        "completions per prompt for a group baseline")
     self.G = rl.num_generations
     sharding.check_divisibility(cfg, mesh, batch_size=rl.prompts_per_step * self.G)
-    check_init_from(config.get("init_from", ""))
+    ckpt_lib.check_init_from(config.get("init_from", ""))  # before loading rewards
     self.reward_fns = rewards_lib.load_reward_models(rl.get("reward_models", {}))
     self.sources = load_sources(config, self.reward_fns)
     self.mixture = "sources" in d
@@ -327,20 +322,25 @@ class GRPOStage(Stage):
     result = generate(self.cfg, params, prompts, sp, pad_id=self.tokenizer.pad_id)
     texts = [self.tokenizer.decode(t[m.astype(bool)].tolist(), skip_special=False)
              for t, m in zip(result.tokens, result.mask)]
+    rows_of, mine = {}, {}
+    for name in dict.fromkeys(src for src, _ in items):  # in order of appearance
+      rows_of[name] = [i * n + j for i, (src, _) in enumerate(items) if src == name
+                       for j in range(n)]
+      rows = rows_of[name][distributed.my_share(len(rows_of[name]))]
+      if rows:
+        # rewards may read the template: each completion comes with its prompt's text
+        records = [items[i // n][1] for i in rows]
+        refs = {k: [r.get(k) for r in records] for k in records[0] if k != "question"}
+        mine[name] = rewards_lib.score(
+            self.sources[name].rewards, [texts_in[i // n] for i in rows],
+            [texts[i] for i in rows], reward_fns=self.reward_fns, **refs)
+    shares = distributed.allgather_objects(mine)  # in process order: each source's rows
     total = np.zeros(len(texts), np.float32)
     scored = {}
-    for name in dict.fromkeys(src for src, _ in items):  # in order of appearance
-      picked = [i for i, (src, _) in enumerate(items) if src == name]
-      rows = [i * n + j for i in picked for j in range(n)]
-      records = [items[i][1] for i in picked]
-      refs = {k: [r.get(k) for r in records for _ in range(n)]
-              for k in records[0] if k != "question"}
-      # rewards may read the template: each completion comes with its prompt's text
-      values, parts = rewards_lib.score(
-          self.sources[name].rewards, [texts_in[i // n] for i in rows], [texts[i] for i in rows],
-          reward_fns=self.reward_fns, **refs)
-      total[rows] = values
-      scored[name] = (rows, parts)
+    for name, rows in rows_of.items():
+      done = [share[name] for share in shares if name in share]
+      total[rows] = [v for values, _ in done for v in values]
+      scored[name] = (rows, _concat_parts([parts for _, parts in done]))
     return prompts, result, texts, total, scored
 
   def _metrics(self, prefix: str, scored: dict, rewards: np.ndarray) -> dict[str, float]:
@@ -361,9 +361,6 @@ class GRPOStage(Stage):
     params = {"params": state["params"], "buffers": state["buffers"]}
     seed = self.config.seed * 1_000_003 + int(state["step"])
     prompts, result, texts, rewards, scored = self._rollout(params, items, self.G, seed)
-    # Every process scored the same completions; all train on process 0's scores, so a
-    # reward that is not a pure function of the text (a time limit) cannot split them.
-    rewards = multihost_utils.broadcast_one_to_all(rewards)
     adv = grpo.group_advantages(jnp.asarray(rewards), self.G, scale=self.adv_scale)
     mask = result.mask
     batch = pack_rollout(prompts, result.tokens, mask, self.G, self.tokenizer.pad_id)

@@ -24,6 +24,7 @@ FAILED_REWARD for that reward (0.0, the lowest value of these rule rewards).
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import functools
 import inspect
@@ -201,7 +202,7 @@ def load_reward_models(specs: Mapping[str, Mapping[str, str]]) -> dict[str, Rewa
   """
   from r1jax.reward_model import load_reward_model  # the model code: only when asked for
 
-  fns = {}
+  fns, loaded = {}, {}  # loaded: path -> its RewardModelFn, so two views share the weights
   for name, spec in specs.items():
     key = f"config.rl.reward_models.{name}"
     if name in REWARDS:
@@ -219,13 +220,16 @@ def load_reward_models(specs: Mapping[str, Mapping[str, str]]) -> dict[str, Rewa
             f"--workdir={path}`")
     if not os.path.isdir(str(path)):
       raise FileNotFoundError(f"{key}.path={path!r} does not exist; {make}")
-    try:
-      fn = load_reward_model(str(path), score_only_summary=view == "summary")
-    except FileNotFoundError as e:
-      raise FileNotFoundError(f"{key}.path={path!r}: {e}; or {make}") from None
-    except ValueError as e:
-      raise ValueError(f"{key}.path={path!r}: {e}") from None
-    fns[name] = _as_reward(fn)
+    real = os.path.realpath(str(path))
+    if real not in loaded:
+      try:
+        loaded[real] = load_reward_model(str(path))
+      except FileNotFoundError as e:
+        raise FileNotFoundError(f"{key}.path={path!r}: {e}; or {make}") from None
+      except ValueError as e:
+        raise ValueError(f"{key}.path={path!r}: {e}") from None
+    fns[name] = _as_reward(dataclasses.replace(loaded[real],
+                                               score_only_summary=view == "summary"))
   return fns
 
 
