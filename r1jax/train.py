@@ -88,15 +88,21 @@ def make_train_step(cfg: ModelConfig, loss_fn, optimizer, *, state_shardings=Non
       return loss_fn({"params": p, "buffers": state["buffers"]}, batch)
 
     (loss, (metrics, aux)), grads = jax.value_and_grad(f, has_aux=True)(state["params"])
-    updates, opt_state = optimizer.update(grads, state["opt_state"], state["params"])
-    params = optax.apply_updates(state["params"], updates)
-    buffers = update_router_biases(cfg, state["buffers"], aux) if cfg.is_moe else state["buffers"]
     grad_norm = optax.tree.norm(grads)
     finite = jnp.isfinite(loss) & jnp.isfinite(grad_norm)
-    keep = lambda new, old: jax.tree.map(lambda a, b: jnp.where(finite, a, b), new, old)
-    new_state = dict(state, params=keep(params, state["params"]),
-                     opt_state=keep(opt_state, state["opt_state"]),
-                     buffers=keep(buffers, state["buffers"]),
+
+    def update(_):
+      updates, opt_state = optimizer.update(grads, state["opt_state"], state["params"])
+      buffers = (update_router_biases(cfg, state["buffers"], aux) if cfg.is_moe
+                 else state["buffers"])
+      return optax.apply_updates(state["params"], updates), opt_state, buffers
+
+    # A branch, not a select between new and old: the skipped step costs nothing and the
+    # update writes into the donated state (a select kept both, ~0.4x the parameters more
+    # XLA temporaries on deepseek_v3_1b).
+    params, opt_state, buffers = jax.lax.cond(
+        finite, update, lambda _: (state["params"], state["opt_state"], state["buffers"]), None)
+    new_state = dict(state, params=params, opt_state=opt_state, buffers=buffers,
                      step=state["step"] + 1,
                      skipped=state["skipped"] + (~finite).astype(jnp.int32))
     metrics = dict(metrics, loss=loss, grad_norm=grad_norm, skipped_steps=new_state["skipped"])

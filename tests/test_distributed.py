@@ -6,7 +6,8 @@ CPU devices, `jax.distributed` joins them over a localhost coordinator (gloo col
 into one fsdp=2 × expert=2 mesh, and `train.train_and_evaluate` runs three GRPO steps of
 the shipped tiny base (rollouts, rewards, reference log-probs, sharded updates, an
 evaluation before and after; each process scores half of every rollout) and writes
-one orbax checkpoint from both processes. A
+one orbax checkpoint from both processes, then two SFT steps (packed conversations, a
+held-out evaluation). A
 one-process run with 4 devices runs the same config beside it: both must log the same
 rewards and end with the same parameters. The test process then restores the
 two-process checkpoint, whole, onto a 4-device mesh of its own.
@@ -142,6 +143,17 @@ def _grpo_config():
   return c
 
 
+def _sft_config():
+  """Two SFT steps of the shipped tiny base on the same mesh, with a held-out evaluation."""
+  from configs import sft_cold_start
+  c = sft_cold_start.get_config()
+  c.mesh.update(data=1, fsdp=2, expert=2, tensor=1)
+  c.data.source, c.data.eval_source, c.data.eval_fraction = "tiny_cold_start:test", "", 0.25
+  c.data.batch_size = 4
+  c.train.update(num_steps=2, log_every=1, eval_every=2, save_every=2)
+  return c
+
+
 def _flat(tree) -> dict[str, np.ndarray]:
   import jax
   return {jax.tree_util.keystr(p): np.asarray(x)
@@ -160,7 +172,7 @@ def test_two_processes_train_like_one(tmp_path):
   port = _free_port()
   procs = [_start(tmp_path, "two", 2, i, 2, port) for i in range(2)]
   procs.append(_start(tmp_path, "one", 1, 0, 4, _free_port()))
-  _wait_all(tmp_path, procs, 300)
+  _wait_all(tmp_path, procs, 420)
 
   # Only process 0 logged: one row per step, one TensorBoard event file.
   rows2, rows1 = (read_metrics(str(tmp_path / k / "run")) for k in ("two", "one"))
@@ -186,7 +198,7 @@ def test_two_processes_train_like_one(tmp_path):
   ckpt.close()
   assert int(state["step"]) == 3 and meta["data"]
   # each run's final parameters, as its own processes read them back
-  one, two = (np.load(tmp_path / k / "params.npz") for k in ("one", "two"))
+  one, two = (np.load(tmp_path / k / "run_params.npz") for k in ("one", "two"))
   restored, ref = _flat(state["params"]), _flat(state["ref_params"]["params"])
   base = _flat(load_hf_checkpoint(config.init_from)[1]["params"])
   assert sorted(two) == sorted(one) == sorted(restored) == sorted(base) and len(two) > 10
@@ -198,6 +210,20 @@ def test_two_processes_train_like_one(tmp_path):
     np.testing.assert_array_equal(restored[k], two[k], err_msg=k)
     np.testing.assert_array_equal(ref[k], base[k], err_msg=k)  # the KL reference: the start
   assert sum(float(np.abs(base[k] - restored[k]).sum()) for k in base) > 0  # it trained
+  # SFT (packed conversations, held-out evaluation) in two processes, as in one
+  sft2, sft1 = (read_metrics(str(tmp_path / k / "sft")) for k in ("two", "one"))
+  assert [r["step"] for r in sft2] == [r["step"] for r in sft1] == [0, 1, 2]
+  for r2, r1 in zip(sft2, sft1):
+    assert sorted(r2) == sorted(r1) and "eval/nll" in sft2[-1]
+    for k in r2:
+      if not k.startswith("time/"):
+        np.testing.assert_allclose(r2[k], r1[k], rtol=1e-5, atol=1e-6, err_msg=k)
+  one, two = (np.load(tmp_path / k / "sft_params.npz") for k in ("one", "two"))
+  assert sorted(one) == sorted(two) == sorted(base)
+  for k in two:
+    np.testing.assert_allclose(two[k], one[k], rtol=1e-5, atol=1e-6, err_msg=k)
+  assert sum(float(np.abs(base[k] - two[k]).sum()) for k in base) > 0
+
   # The reward work was split: each process scored half of every rollout's completions.
   alone = json.loads((tmp_path / "one" / "scored_0.json").read_text())
   halves = [json.loads((tmp_path / "two" / f"scored_{i}.json").read_text()) for i in range(2)]
@@ -210,33 +236,35 @@ def test_two_processes_train_like_one(tmp_path):
 
 
 def _worker(out: str) -> None:
-  """Runs `_grpo_config` in `<out>/run` on a mesh over every process's devices; then
-  every process restores the checkpoint and process 0 saves its parameters."""
+  """Runs `_grpo_config` in `<out>/run` and `_sft_config` in `<out>/sft` on a mesh over
+  every process's devices; after each, every process restores the checkpoint and process
+  0 saves its parameters."""
   from r1jax import distributed as dist
   dist.initialize_from_env()
 
   import jax
 
   from r1jax import checkpoint, sharding, train
-
   from r1jax.rl import rewards as rewards_lib
+
   scored = []  # how many completions this process scored, per call
   score = rewards_lib.score
   rewards_lib.score = lambda specs, prompts, completions, **kw: (
       scored.append(len(completions)) or score(specs, prompts, completions, **kw))
 
-  config = _grpo_config()
-  workdir = os.path.join(out, "run")
-  train.train_and_evaluate(config, workdir)
+  for name, config in (("run", _grpo_config()), ("sft", _sft_config())):
+    workdir = os.path.join(out, name)
+    train.train_and_evaluate(config, workdir)
+    cfg = train.model_config(config)
+    mesh = sharding.make_mesh(dict(config.mesh))
+    _, weights = checkpoint.restore_run_weights(workdir, expected=cfg,
+                                                shardings=sharding.param_shardings(cfg, mesh))
+    params = sharding.to_host(weights["params"])  # a collective: every process gathers
+    if dist.is_main_process():
+      np.savez(os.path.join(out, f"{name}_params.npz"), **_flat(params))
   with open(os.path.join(out, f"scored_{jax.process_index()}.json"), "w") as f:
     json.dump(scored, f)
-  cfg = train.model_config(config)
-  mesh = sharding.make_mesh(dict(config.mesh))
-  _, weights = checkpoint.restore_run_weights(workdir, expected=cfg,
-                                              shardings=sharding.param_shardings(cfg, mesh))
-  params = sharding.to_host(weights["params"])  # a collective: every process gathers
   if dist.is_main_process():
-    np.savez(os.path.join(out, "params.npz"), **_flat(params))
     with open(os.path.join(out, "info.json"), "w") as f:
       json.dump({"process_count": jax.process_count(), "device_count": jax.device_count(),
                  "local_device_count": jax.local_device_count()}, f)

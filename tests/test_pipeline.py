@@ -35,6 +35,27 @@ def test_each_stage_reads_what_an_earlier_stage_writes(tmp_path):
   assert "--config.train.num_steps=2" not in pipeline.STAGES[0].command(root, smoke=False)
 
 
+def test_pretrain_makes_the_base_every_base_stage_starts_from(tmp_path, monkeypatch):
+  root = str(tmp_path)
+  ran = []
+  monkeypatch.setattr(pipeline, "run", lambda cmd, log: ran.append(cmd) or 1.0)
+  monkeypatch.setattr(pipeline, "without_traces", lambda src, dst: 0)
+  monkeypatch.setattr(pipeline, "write_results", lambda root, record, out: None)
+  pipeline.main(["--root", root, "--out", root, "--pretrain"])
+  by_workdir = {next(a for a in cmd if a.startswith("--workdir="))[len(f"--workdir={root}/"):]:
+                cmd for cmd in ran}
+  assert ran[0][3:5] == ["--config=configs/pretrain_tiny.py", f"--workdir={root}/pretrain"]
+  started_from_base = sorted(name for name, cmd in by_workdir.items()
+                             if f"--config.init_from={root}/pretrain" in cmd)
+  assert started_from_base == ["cold_start", "eval/base", "r1_zero", "reward_model",
+                               "sft_stage2"]
+  with pytest.raises(SystemExit):
+    pipeline.main(["--root", root, "--pretrain", "--smoke"])
+  # without --pretrain, those stages keep their configs' default: the shipped base
+  assert not any("--config.init_from" in a for s in pipeline.STAGES if s.from_base
+                 for a in s.command(root, smoke=False))
+
+
 def test_without_traces_keeps_questions_and_answers_only(tmp_path):
   src, dst = tmp_path / "rs.jsonl", tmp_path / "plain.jsonl"
   write_jsonl(str(src), [[{"role": "user", "content": "What is 1 + 2?"},

@@ -3,11 +3,14 @@
     python experiments/r1_tiny/pipeline.py                 # about an hour on 2 CPU cores
     python experiments/r1_tiny/pipeline.py --smoke         # every stage for 2 steps: wiring
     python experiments/r1_tiny/pipeline.py --list          # the commands, without running
+    python experiments/r1_tiny/pipeline.py --pretrain      # also pretrain the base (+~15 min)
 
 Every stage is one r1jax command, printed before it runs, in its own workdir under
 --root (default workdirs/r1_tiny):
 
-  base            r1jax/assets/tiny_base, made by configs/pretrain_tiny.py (shipped)
+  base            r1jax/assets/tiny_base, made by configs/pretrain_tiny.py (shipped); with
+                  --pretrain, the stage `pretrain` makes it and every stage that starts
+                  from the base (r1_zero, cold_start, reward_model, sft_stage2) starts there
   r1_zero         GRPO from the base, R1-Zero template, accuracy + format     (R1 §2.2)
   cold_start_data R1-Zero's correct, readable outputs in R1's format         (§2.3.1)
   cold_start      SFT of the base on them                                    (§2.3.1)
@@ -55,9 +58,13 @@ class Stage:
   smoke: tuple[tuple[str, str], ...] = ()  # more overrides for --smoke
   evaluate: str = ""  # the template to evaluate the stage's model with ("": not a model)
   output: str = ""  # the file in the workdir a later stage reads
+  from_base: bool = False  # starts from the base model (its config's init_from)
 
-  def command(self, root: str, smoke: bool) -> list[str]:
+  def command(self, root: str, smoke: bool, base: str = "") -> list[str]:
+    """The stage's command; `base` (a workdir) replaces the shipped base it starts from."""
     overrides = dict(self.overrides, **(dict(self.smoke) if smoke else {}))
+    if base and self.from_base:
+      overrides["init_from"] = base
     return ([sys.executable, "-m", self.module, f"--config={self.config}",
              f"--workdir={os.path.join(root, self.name)}"]
             + [f"--config.{k}={v.format(root=root)}" for k, v in overrides.items()])
@@ -75,23 +82,24 @@ SMOKE_SAMPLING = (("data.datasets", "('arithmetic:train@16',)"), ("sampling.num_
 # base had learned the format but not yet to copy the digits it adds (4.5 % held-out);
 # at 280 (7.4 epochs) it reaches ~91 %. The tiny model needs more epochs than R1's two.
 STAGES = (
-    Stage("r1_zero", "r1jax.train", "configs/grpo_zero.py", (), SMOKE, evaluate="r1_zero"),
+    Stage("r1_zero", "r1jax.train", "configs/grpo_zero.py", (), SMOKE, evaluate="r1_zero",
+          from_base=True),
     Stage("cold_start_data", "r1jax.cold_start", "configs/cold_start.py",
           (("init_from", "{root}/r1_zero"),), SMOKE_SAMPLING, output="cold_start.jsonl"),
     Stage("cold_start", "r1jax.train", "configs/sft_cold_start.py",
           (("data.source", "{root}/cold_start_data/cold_start.jsonl"),), SMOKE,
-          evaluate="r1_chat"),
+          evaluate="r1_chat", from_base=True),
     Stage("reasoning_rl", "r1jax.train", "configs/grpo_reasoning.py",
           (("init_from", "{root}/cold_start"), ("train.num_steps", "60"),
            ("train.eval_every", "20"), ("train.save_every", "20")), SMOKE, evaluate="r1_chat"),
-    Stage("reward_model", "r1jax.train", "configs/reward_model.py", (), SMOKE),
+    Stage("reward_model", "r1jax.train", "configs/reward_model.py", (), SMOKE, from_base=True),
     Stage("rejection", "r1jax.rejection_sample", "configs/rejection_sample.py",
           (("init_from", "{root}/reasoning_rl"), ("data.template", "r1_chat"),
            ("sampling.max_new_tokens", "64"), ("data.datasets", "('arithmetic:train@2048',)")),
           SMOKE_SAMPLING, output="rejection_sampled.jsonl"),
     Stage("sft_stage2", "r1jax.train", "configs/sft_stage2.py",
           (("data.source", "{root}/rejection/rejection_sampled.jsonl,tiny_general:train"),
-           ("train.num_steps", "280")), SMOKE, evaluate="r1_chat"),
+           ("train.num_steps", "280")), SMOKE, evaluate="r1_chat", from_base=True),
     Stage("all_rl", "r1jax.train", "configs/grpo_all.py",
           (("init_from", "{root}/sft_stage2"),
            ("rl.reward_models.helpful.path", "{root}/reward_model"),
@@ -104,6 +112,13 @@ STAGES = (
           (("data.source", "{root}/rejection/without_traces.jsonl,tiny_general:train"),),
           SMOKE, evaluate="r1_chat"),
 )
+
+# --pretrain: configs/pretrain_tiny.py as its own stage (1,500 steps), the base for the rest
+PRETRAIN = Stage("pretrain", "r1jax.train", "configs/pretrain_tiny.py", (), SMOKE)
+
+
+def stages(pretrain: bool) -> tuple[Stage, ...]:
+  return ((PRETRAIN,) if pretrain else ()) + STAGES
 
 
 def without_traces(src: str, dst: str) -> int:
@@ -119,8 +134,9 @@ def without_traces(src: str, dst: str) -> int:
   return len(out)
 
 
-def eval_command(stage: str, template: str, root: str, smoke: bool) -> list[str]:
-  init = BASE if stage == "base" else os.path.join(root, stage)
+def eval_command(stage: str, template: str, root: str, smoke: bool,
+                 base: str = BASE) -> list[str]:
+  init = base if stage == "base" else os.path.join(root, stage)
   data = "('arithmetic:test@8',)" if smoke else f"('{EVAL_SET}',)"
   return [sys.executable, "-m", "r1jax.evaluate", "--config=configs/eval_math.py",
           f"--workdir={os.path.join(root, 'eval', stage)}", f"--config.init_from={init}",
@@ -151,15 +167,21 @@ def main(argv: list[str] | None = None) -> None:
                   "this folder; with --smoke, --root)")
   ap.add_argument("--smoke", action="store_true", help="2 steps and a few prompts per stage")
   ap.add_argument("--list", action="store_true", help="print the commands and exit")
+  ap.add_argument("--pretrain", action="store_true", help="pretrain the base too (stage "
+                  "`pretrain`) instead of starting from the shipped one")
   args = ap.parse_args(argv)
+  if args.smoke and args.pretrain:
+    ap.error("--smoke --pretrain: a base pretrained for 2 steps answers nothing correctly, so "
+             "cold-start data would be empty; smoke-test the stages from the shipped base")
   root = os.path.abspath(os.path.join(REPO, args.root))
   os.makedirs(os.path.join(root, "eval"), exist_ok=True)
   record_path = os.path.join(root, "pipeline.json")
   record = json.load(open(record_path)) if os.path.exists(record_path) else {}
   log = os.path.join(root, "pipeline.log")
 
-  jobs = [(s.name, s.command(root, args.smoke)) for s in STAGES]
-  jobs += [(f"eval/{name}", eval_command(name, template, root, args.smoke))
+  base = os.path.join(root, PRETRAIN.name) if args.pretrain else ""
+  jobs = [(s.name, s.command(root, args.smoke, base)) for s in stages(args.pretrain)]
+  jobs += [(f"eval/{name}", eval_command(name, template, root, args.smoke, base or BASE))
            for name, template in [("base", "r1_zero")] + [(s.name, s.evaluate) for s in STAGES
                                                           if s.evaluate]]
   if args.list:
@@ -170,9 +192,11 @@ def main(argv: list[str] | None = None) -> None:
     if not redo and record.get(name, {}).get("command") == cmd[1:]:
       print(f"[{name}] done in an earlier run; skipped (delete it from {record_path} to redo)")
       continue
-    if redo or name in record:  # a stale workdir: a restart would resume its old run
+    workdir = os.path.join(root, name)
+    if name in record or (redo and os.path.exists(workdir)):
+      # a stale workdir: a restart would resume its old run
       print(f"[{name}] starts afresh: its command or an earlier stage changed")
-      shutil.rmtree(os.path.join(root, name), ignore_errors=True)
+      shutil.rmtree(workdir, ignore_errors=True)
       record.pop(name, None)
     redo = True  # (the first stage to run may resume its own interrupted run)
     if name == "student_plain":
@@ -195,7 +219,8 @@ def write_results(root: str, record: dict, out: str) -> None:
     with open(os.path.join(root, "eval", name, "eval.json")) as f:
       metrics = next(iter(json.load(f)["datasets"].values()))
     rows.append({"stage": name, "template": template, **metrics,
-                 "train_wall_s": record.get(name, {}).get("wall_s")})
+                 "train_wall_s": record.get("pretrain" if name == "base" else name,
+                                            {}).get("wall_s")})
   total = sum(r["wall_s"] for r in record.values())
   with open(os.path.join(out, "results.json"), "w") as f:
     json.dump({"eval_set": EVAL_SET, "stages": rows, "wall_s": record,
