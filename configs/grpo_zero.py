@@ -45,6 +45,7 @@ def get_config() -> ml_collections.ConfigDict:
   c.rl.epsilon_high = ml_collections.FieldReference(None, field_type=float)
   c.rl.num_iterations = 1  # μ: updates per rollout
   c.rl.ref_update_every = 0  # refresh the KL reference to the policy every N steps (0: never)
+  c.rl.logprob_chunk = 0  # > 0: the output head over this many positions at a time (memory)
   c.rl.rewards = ml_collections.ConfigDict(dict(accuracy=1.0, format=1.0))
 
   c.eval = ml_collections.ConfigDict()

@@ -41,6 +41,7 @@ def get_config() -> ml_collections.ConfigDict:
   c.rl.epsilon = 10.0
   c.rl.beta = 0.001
   c.rl.ref_update_every = 400
+  c.rl.logprob_chunk = 512  # 33k-token rows: [rows, 512, 129280] float32 logits at a time
   c.rl.rewards = ml_collections.ConfigDict(dict(accuracy=1.0, format=1.0))
   c.eval.temperature = 0.6
   c.eval.top_p = 0.95

@@ -323,6 +323,42 @@ def test_sequence_logps_and_entropy_match_numpy():
   assert np.all(np.isfinite(np.asarray(g)))
 
 
+@pytest.mark.parametrize("chunk", [1, 4, 7, 64])  # 7 does not divide T = 10; 64 > T
+def test_chunked_logps_equal_the_full_head_values_and_gradients(chunk):
+  rng = np.random.default_rng(3)
+  h = jnp.asarray(rng.normal(size=(3, 10, 8)), jnp.float32)
+  w = jnp.asarray(rng.normal(size=(8, 13)), jnp.float32)
+  tokens = jnp.asarray(rng.integers(0, 13, (3, 10)))
+  seed = jnp.asarray(rng.normal(size=(3, 10)), jnp.float32)  # a weighting to differentiate
+  full = lambda h, w: sequence_logps(jnp.einsum("btd,dv->btv", h, w), tokens)
+  chunked = lambda h, w: grpo.chunked_sequence_logps(h, w, tokens, chunk)
+  np.testing.assert_allclose(chunked(h, w), full(h, w), rtol=1e-5, atol=1e-5)
+  g_full = jax.grad(lambda h, w: (full(h, w) * seed).sum(), argnums=(0, 1))(h, w)
+  g_chunk = jax.jit(jax.grad(lambda h, w: (chunked(h, w) * seed).sum(), argnums=(0, 1)))(h, w)
+  for a, b in zip(g_chunk, g_full):
+    np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
+  with pytest.raises(ValueError, match="chunk must be positive"):
+    grpo.chunked_sequence_logps(h, w, tokens, 0)
+
+
+@pytest.mark.parametrize("preset", ["deepseek_v3_tiny", "qwen2_tiny"])  # qwen2: tied head
+def test_token_logps_in_chunks_equal_the_full_head(preset):
+  from r1jax.models import init_params, presets
+  from r1jax.rl.rollout import token_logps
+  cfg = presets.get(preset)
+  params = init_params(cfg, jax.random.key(0))
+  tokens = jax.random.randint(jax.random.key(1), (2, 12), 0, cfg.vocab_size)
+  batch = {"tokens": tokens, "positions": jnp.broadcast_to(jnp.arange(12), (2, 12)),
+           "segment_ids": jnp.ones((2, 12), jnp.int32).at[0, :3].set(0)}
+  total = lambda p, chunk: token_logps(cfg, p, batch, chunk)[0].sum()
+  np.testing.assert_allclose(token_logps(cfg, params, batch, 5)[0],
+                             token_logps(cfg, params, batch)[0], rtol=1e-5, atol=1e-5)
+  g_full = jax.jit(jax.grad(total), static_argnums=1)(params, 0)
+  g_chunk = jax.jit(jax.grad(total), static_argnums=1)(params, 5)
+  jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5), g_chunk,
+               g_full)
+
+
 def test_overlong_penalty_boundaries():
   L_max, L_cache = 20, 4
   lengths = np.array([0, 15, 16, 17, 18, 19, 20, 21, 100])

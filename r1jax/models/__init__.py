@@ -7,8 +7,9 @@
 
 from r1jax.models import presets
 from r1jax.models.config import ModelConfig
-from r1jax.models.transformer import (count_params, forward, init_cache, init_params,
-                                      mtp_loss, param_logical_axes, update_router_biases)
+from r1jax.models.transformer import (count_params, forward, head_weight, init_cache,
+                                      init_params, mtp_loss, param_logical_axes,
+                                      update_router_biases)
 
-__all__ = ["ModelConfig", "presets", "count_params", "forward", "init_cache", "init_params",
-           "mtp_loss", "param_logical_axes", "update_router_biases"]
+__all__ = ["ModelConfig", "presets", "count_params", "forward", "head_weight", "init_cache",
+           "init_params", "mtp_loss", "param_logical_axes", "update_router_biases"]

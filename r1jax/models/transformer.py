@@ -93,7 +93,8 @@ class Transformer(nn.Module):
   cfg: ModelConfig
 
   @nn.compact
-  def __call__(self, tokens, positions, segment_ids, cache=None, last_only=False):
+  def __call__(self, tokens, positions, segment_ids, cache=None, last_only=False,
+               hidden_only=False):
     cfg = self.cfg
     V = cfg.vocab_size
     embed = param(self, "embed", (V, cfg.dim), ("vocab", "embed"), cfg)
@@ -132,9 +133,12 @@ class Transformer(nn.Module):
       return y.reshape(*h.shape[:-1], V)
 
     h_final = x[:, -1:] if last_only else x
-    logits = head(RMSNorm(cfg, name="final_norm")(h_final))
+    h_final = RMSNorm(cfg, name="final_norm")(h_final)
     if "balance_loss" in aux:
       aux["balance_loss"] = aux["balance_loss"].sum()
+    if hidden_only:  # the caller applies the head (chunked log-probs); no MTP
+      return h_final, new_cache, aux
+    logits = head(h_final)
     if cfg.n_mtp_modules and cache is None:  # MTP trains the model; decoding skips it
       h, mtp_logits, mtp_load = x, [], []
       for k in range(1, cfg.n_mtp_modules + 1):
@@ -215,7 +219,8 @@ def _check_tokens(cfg: ModelConfig, tokens):
 
 def forward(cfg: ModelConfig, params: Params, tokens: jax.Array, *,
             positions: jax.Array | None = None, segment_ids: jax.Array | None = None,
-            cache: Params | None = None, return_aux: bool = False, last_only: bool = False):
+            cache: Params | None = None, return_aux: bool = False, last_only: bool = False,
+            hidden_only: bool = False):
   """Runs the decoder.
 
   tokens [B, T] int; positions [B, T] (default 0..T-1; with a cache, the slots the
@@ -226,7 +231,9 @@ def forward(cfg: ModelConfig, params: Params, tokens: jax.Array, *,
   last_only, as a prefill needs); `(logits, new_cache)` when a cache is given;
   with return_aux, one more element: {"expert_load": [L_moe, E], "balance_loss": (),
   "mtp_logits": [n_mtp, B, T, V], "mtp_expert_load": [n_mtp, E]} as the config
-  enables them.
+  enables them. With hidden_only, the final-normed hidden states [B, T, D] (cfg.dtype)
+  take the logits' place and MTP is skipped: the caller applies `head_weight` itself, in
+  chunks (`r1jax.rl.grpo.chunked_sequence_logps`) so no [B, T, V] array exists.
   """
   _check_tokens(cfg, tokens)
   chex.assert_rank(tokens, 2)
@@ -238,11 +245,17 @@ def forward(cfg: ModelConfig, params: Params, tokens: jax.Array, *,
   chex.assert_shape([positions, segment_ids], (B, T))
   logits, new_cache, aux = Transformer(cfg).apply(
       params, tokens, positions.astype(jnp.int32), segment_ids.astype(jnp.int32), cache,
-      last_only)
+      last_only, hidden_only)
   out = (logits,) if cache is None else (logits, new_cache)
   if return_aux:
     out += (aux,)
   return out[0] if len(out) == 1 else out
+
+
+def head_weight(cfg: ModelConfig, params: Params) -> jax.Array:
+  """The output head [D, V] (the embedding's transpose when tied): logits = h @ W."""
+  p = params["params"]
+  return p["embed"].T if cfg.tie_embeddings else p["lm_head"]
 
 
 def update_router_biases(cfg: ModelConfig, buffers: Params, aux: dict) -> Params:

@@ -7,9 +7,9 @@
 
 from r1jax.rl import grpo
 from r1jax.rl.grpo import (ADVANTAGE_SCALES, AGGREGATIONS, LOSS_PRESETS, RATIO_LEVELS,
-                           group_advantages, k3_kl, overlong_penalty, policy_loss,
-                           sequence_logps, token_entropy, zero_variance_groups)
+                           chunked_sequence_logps, group_advantages, k3_kl, overlong_penalty,
+                           policy_loss, sequence_logps, token_entropy, zero_variance_groups)
 
 __all__ = ["grpo", "ADVANTAGE_SCALES", "AGGREGATIONS", "LOSS_PRESETS", "RATIO_LEVELS",
-           "group_advantages", "k3_kl", "overlong_penalty", "policy_loss", "sequence_logps",
-           "token_entropy", "zero_variance_groups"]
+           "chunked_sequence_logps", "group_advantages", "k3_kl", "overlong_penalty",
+           "policy_loss", "sequence_logps", "token_entropy", "zero_variance_groups"]

@@ -118,6 +118,37 @@ def sequence_logps(logits: jax.Array, tokens: jax.Array) -> jax.Array:
   return picked - jax.nn.logsumexp(logits, axis=-1)
 
 
+def chunked_sequence_logps(hidden: jax.Array, w_head: jax.Array, tokens: jax.Array,
+                           chunk: int) -> jax.Array:
+  """`sequence_logps(hidden @ w_head, tokens)` without a [B, T, V] array: [B, T] float32.
+
+  hidden [B, T, D] (the model's final-normed states, `forward(..., hidden_only=True)`),
+  w_head [D, V] (`models.head_weight`), tokens [B, T] int. The sequence is cut into
+  pieces of `chunk` positions (the last one padded); a scan computes each piece's logits
+  (in hidden's dtype, accumulated in float32, as the model's head does) and keeps only
+  log π of the chosen tokens, and the backward pass recomputes them piece by piece, so
+  logits never take more than [B, chunk, V] floats at a time.
+  """
+  chex.assert_rank([hidden, w_head, tokens], [3, 2, 2])
+  chex.assert_shape(tokens, hidden.shape[:2])
+  B, T, D = hidden.shape
+  if chunk <= 0:
+    raise ValueError(f"chunk must be positive, got {chunk}")
+  n = -(-T // chunk)
+  pad = n * chunk - T
+  h = jnp.pad(hidden, ((0, 0), (0, pad), (0, 0))).reshape(B, n, chunk, D).swapaxes(0, 1)
+  t = jnp.pad(tokens, ((0, 0), (0, pad))).reshape(B, n, chunk).swapaxes(0, 1)
+  w = w_head.astype(hidden.dtype)
+
+  @jax.checkpoint
+  def piece(h_c, t_c):  # [B, chunk, D], [B, chunk] -> [B, chunk]
+    logits = jnp.dot(h_c.reshape(-1, D), w, preferred_element_type=jnp.float32)
+    return sequence_logps(logits.reshape(B, chunk, -1), t_c)
+
+  _, out = jax.lax.scan(lambda carry, x: (carry, piece(*x)), None, (h, t))
+  return out.swapaxes(0, 1).reshape(B, n * chunk)[:, :T]
+
+
 def token_entropy(logits: jax.Array, mask: jax.Array) -> jax.Array:
   """Mean over valid tokens of H(softmax(logits)) = -Σ_v p_v log p_v: [B, T, V], [B, T] -> ()."""
   chex.assert_rank(logits, 3)

@@ -59,7 +59,7 @@ import numpy as np
 from r1jax import checkpoint as ckpt_lib
 from r1jax import distributed, sharding
 from r1jax.data.datasets import MixtureIterator, PromptIterator, load_prompts
-from r1jax.models import ModelConfig, forward
+from r1jax.models import ModelConfig, forward, head_weight
 from r1jax.rl import grpo
 from r1jax.rl import rewards as rewards_lib
 from r1jax.rl.templates import EOS, r1_chat_prompt, r1_zero_prompt
@@ -234,12 +234,19 @@ def pack_rollout(prompts: list[list[int]], completions: np.ndarray, completion_m
           "completion_mask": mask}
 
 
-def token_logps(cfg: ModelConfig, params, batch) -> tuple[jax.Array, dict]:
+def token_logps(cfg: ModelConfig, params, batch, chunk: int = 0) -> tuple[jax.Array, dict]:
   """log π(token_t | tokens_<t) for t ≥ 1: [B, L-1] float32 (column t-1 holds token t),
-  and the model's aux (expert loads for the router-bias update, balance loss)."""
-  logits, aux = forward(cfg, params, batch["tokens"][:, :-1], positions=batch["positions"][:, :-1],
-                        segment_ids=batch["segment_ids"][:, :-1], return_aux=True)
-  return grpo.sequence_logps(logits, batch["tokens"][:, 1:]), aux
+  and the model's aux (expert loads for the router-bias update, balance loss). With
+  `chunk` > 0 the head runs `chunk` positions at a time (config.rl.logprob_chunk): the
+  same numbers without [B, L-1, V] logits."""
+  inputs = dict(positions=batch["positions"][:, :-1], segment_ids=batch["segment_ids"][:, :-1],
+                return_aux=True)
+  targets = batch["tokens"][:, 1:]
+  if chunk:
+    hidden, aux = forward(cfg, params, batch["tokens"][:, :-1], hidden_only=True, **inputs)
+    return grpo.chunked_sequence_logps(hidden, head_weight(cfg, params), targets, chunk), aux
+  logits, aux = forward(cfg, params, batch["tokens"][:, :-1], **inputs)
+  return grpo.sequence_logps(logits, targets), aux
 
 
 class GRPOStage(Stage):
@@ -280,13 +287,14 @@ class GRPOStage(Stage):
                          top_p=rl.top_p, top_k=rl.top_k, vocab_limit=tokenizer.vocab_size,
                          stop_token_ids=(tokenizer.eos_id,),
                          stop_sequences=stop_ids)
-    self._ref_logps = jax.jit(lambda p, b: token_logps(cfg, p, b)[0])
+    self.logprob_chunk = rl.get("logprob_chunk", 0)
+    self._ref_logps = jax.jit(lambda p, b: token_logps(cfg, p, b, self.logprob_chunk)[0])
     self._samples: list[str] = []
 
   # ---------------------------------------------------------------- the loss (jitted)
 
   def loss_fn(self, params, batch):
-    logps, aux = token_logps(self.cfg, params, batch)
+    logps, aux = token_logps(self.cfg, params, batch, self.logprob_chunk)
     mask = batch["completion_mask"][:, 1:]
     ref = batch.get("ref_logps")
     loss, metrics = grpo.policy_loss(logps, batch["old_logps"], ref, batch["advantages"], mask,
