@@ -109,7 +109,8 @@ def restore_run_weights(workdir: str, *, expected: ModelConfig | None = None, sh
 
   Only the weights are read, not the run's optimizer or data state. With `expected`, a
   checkpoint of another model is refused before anything is read, and the weights take
-  `expected`'s dtypes; `shardings` (a tree like the weights) places them on a mesh.
+  `expected`'s dtypes; `shardings` (a tree like the weights) places them on a mesh,
+  otherwise they go whole onto this process's first device (`on_local_device`).
   """
   c = Checkpointer(workdir, async_save=False, create=False)
   try:
@@ -118,12 +119,21 @@ def restore_run_weights(workdir: str, *, expected: ModelConfig | None = None, sh
       check_same_model(model_config_dict(saved), expected, workdir)
     cfg = expected or saved
     target = jax.eval_shape(lambda: init_params(cfg, jax.random.key(0)))
-    if shardings is not None:
-      target = jax.tree.map(lambda a, s: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=s),
-                            target, shardings)
+    target = (on_local_device(target) if shardings is None else
+              jax.tree.map(lambda a, s: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=s),
+                           target, shardings))
     return saved, c.restore_weights(target, step)
   finally:
     c.close()
+
+
+def on_local_device(abstract_tree):
+  """ShapeDtypeStructs placed whole on this process's first device: a restore target that
+  works in any process of a multi-process run (without one, orbax would read the
+  checkpoint's own, possibly other-topology, shardings)."""
+  device = jax.sharding.SingleDeviceSharding(jax.local_devices()[0])
+  return jax.tree.map(lambda a: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=device),
+                      abstract_tree)
 
 
 def abstract(tree):

@@ -452,7 +452,7 @@ def restore_reward_weights(workdir: str, *, step: int | None = None
                        "pass the workdir of a config.stage='reward_model' run")
     target = jax.eval_shape(lambda: init_params(cfg, jax.random.key(0)))
     target["params"][HEAD] = jax.eval_shape(lambda: init_head(cfg))
-    return cfg, c.restore_weights(target, step), run_config
+    return cfg, c.restore_weights(ckpt_lib.on_local_device(target), step), run_config
   finally:
     c.close()
 

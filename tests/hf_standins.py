@@ -1,7 +1,8 @@
 """Tiny random Hugging Face checkpoints standing in for real ones (there is no hub here).
 
 Each writes what a downloaded model directory holds: config.json, safetensors weights,
-and a byte-level BPE tokenizer.json with its tokenizer_config.json.
+and a byte-level BPE tokenizer.json with its tokenizer_config.json; `write_reward_model`
+writes an r1jax reward_model run's checkpoint.
 """
 
 import json
@@ -45,3 +46,27 @@ def deepseek_v3_standin(path: Path) -> Path:
           "original_max_position_embeddings": 128, "mscale": 1.0, "mscale_all_dim": 1.0})
   transformers.DeepseekV3ForCausalLM(cfg).save_pretrained(str(path))
   return path
+
+
+def write_reward_model(workdir, stage="reward_model") -> str:
+  """A reward_model run's checkpoint: the random tiny decoder with a random head, scaled so
+  the logits stay near 0 (where σ does not saturate)."""
+  import jax
+  import jax.numpy as jnp
+
+  from configs import reward_model as rm_config
+  from r1jax import checkpoint as ckpt_lib
+  from r1jax import reward_model as RM
+  from r1jax.models import init_params, presets
+
+  cfg = presets.get("deepseek_v3_tiny")
+  weights = init_params(cfg, jax.random.key(0))
+  head = RM.init_head(cfg)
+  weights["params"][RM.HEAD] = dict(head, w=0.05 * jax.random.normal(jax.random.key(1), (cfg.dim,)))
+  run = rm_config.get_config()
+  run.stage = stage
+  c = ckpt_lib.Checkpointer(str(workdir), async_save=False)
+  c.save(1, dict(weights, step=jnp.ones((), jnp.int32)),
+         {"model": ckpt_lib.model_config_dict(cfg), "config": run.to_json_best_effort()})
+  c.close()
+  return str(workdir)

@@ -87,11 +87,26 @@ def _assert_same_run(a: Path, b: Path) -> None:
   jax.tree.map(np.testing.assert_array_equal, wa, wb)
 
 
+class _Straight:
+  """The uninterrupted run, started at once and waited for when first compared against:
+  it runs beside the interrupted ones (two cores) instead of before them."""
+
+  def __init__(self, workdir: Path):
+    self.workdir, self._proc = workdir, _start(workdir)
+
+  def __call__(self) -> Path:
+    if self._proc is not None:
+      _finish(self._proc)
+      self._proc = None
+    return self.workdir
+
+
 @pytest.fixture(scope="module")
 def straight_run(tmp_path_factory):
-  workdir = tmp_path_factory.mktemp("straight")
-  _finish(_start(workdir))
-  return workdir
+  straight = _Straight(tmp_path_factory.mktemp("straight"))
+  yield straight
+  if straight._proc is not None and straight._proc.poll() is None:
+    straight._proc.kill()
 
 
 def test_sigkill_mid_save_and_mid_step_resumes_exactly(straight_run, tmp_path):
@@ -106,7 +121,7 @@ def test_sigkill_mid_save_and_mid_step_resumes_exactly(straight_run, tmp_path):
   latest = ckpt_lib.Checkpointer(str(workdir)).latest_step()
   assert latest is not None and latest < STEPS
   _finish(_start(workdir))
-  _assert_same_run(straight_run, workdir)
+  _assert_same_run(straight_run(), workdir)
 
 
 def test_sigterm_and_ctrl_c_save_then_stop(straight_run, tmp_path):
@@ -123,7 +138,7 @@ def test_sigterm_and_ctrl_c_save_then_stop(straight_run, tmp_path):
     saved = ckpt_lib.Checkpointer(str(workdir)).latest_step()
     assert saved == rows[-1]["step"] < STEPS, signum  # it saved the step it stopped after
   _finish(_start(workdir))
-  _assert_same_run(straight_run, workdir)
+  _assert_same_run(straight_run(), workdir)
 
 
 def test_a_torn_metrics_line_is_dropped_on_resume(tmp_path):

@@ -93,7 +93,8 @@ def _free_port() -> int:
 
 def _start(tmp_path, run, n_proc, pid, devices, port):
   """Starts process `pid` of `n_proc`, with `devices` CPU devices, on run `run` (its
-  directory under tmp_path; the log beside it)."""
+  directory under tmp_path; the log beside it), scoring with the reward model in
+  tmp_path/reward_model."""
   env = {k: v for k, v in os.environ.items() if not k.startswith(("SLURM_", "R1JAX_", "TPU_"))}
   # Low XLA CPU optimisation: the same numbers, compiled in about half the time.
   env.update(XLA_FLAGS=f"--xla_force_host_platform_device_count={devices} "
@@ -104,7 +105,8 @@ def _start(tmp_path, run, n_proc, pid, devices, port):
              R1JAX_NUM_PROCESSES=str(n_proc), R1JAX_PROCESS_ID=str(pid),
              PYTHONPATH=ROOT)
   log = open(tmp_path / f"{run}_{pid}.log", "w")
-  return subprocess.Popen([sys.executable, os.path.abspath(__file__), str(tmp_path / run)],
+  return subprocess.Popen([sys.executable, os.path.abspath(__file__), str(tmp_path / run),
+                           str(tmp_path / "reward_model")],
                           env=env, stdout=log, stderr=subprocess.STDOUT), log
 
 
@@ -128,15 +130,17 @@ def _wait_all(out, procs, timeout):
     pytest.fail(f"worker exit codes {codes} (negative: killed after {timeout} s); logs: {logs}")
 
 
-def _grpo_config():
-  """Three GRPO steps of the shipped tiny base on a 4-device fsdp × expert mesh."""
+def _grpo_config(reward_model: str):
+  """Three GRPO steps of the shipped tiny base on a 4-device fsdp × expert mesh, rewarded
+  by rules and by a reward model (each process loads it on a device of its own)."""
   from configs import grpo_zero
   c = grpo_zero.get_config()
   c.mesh.update(data=1, fsdp=2, expert=2, tensor=1)
   # 8 tokens: too few for a whole answer, enough to open "<think>" (a tag_count reward).
   # Every decoded token costs the two processes a round of collectives.
   c.rl.prompts_per_step, c.rl.num_generations, c.rl.max_new_tokens = 2, 4, 8
-  c.rl.rewards = dict(accuracy=1.0, tag_count=1.0)
+  c.rl.rewards = dict(accuracy=1.0, tag_count=1.0, helpful=0.5)
+  c.rl.reward_models = {"helpful": {"path": reward_model, "view": "full"}}
   c.data.num_train, c.data.num_eval = 64, 2  # eval prompts batched as the train ones
   c.optim.learning_rate, c.optim.warmup_steps = 1e-3, 1  # steps that visibly move weights
   c.train.update(num_steps=3, log_every=1, eval_every=3, save_every=3)
@@ -168,6 +172,8 @@ def test_two_processes_train_like_one(tmp_path):
   from r1jax.metrics import read_metrics
   from r1jax.models.hf import load_hf_checkpoint
 
+  from hf_standins import write_reward_model
+  write_reward_model(tmp_path / "reward_model")
   # 2 processes × 2 devices, and beside them 1 process × 4 devices: the same mesh.
   port = _free_port()
   procs = [_start(tmp_path, "two", 2, i, 2, port) for i in range(2)]
@@ -186,10 +192,11 @@ def test_two_processes_train_like_one(tmp_path):
       elif not k.startswith("time/"):  # losses: sums in another order (see below)
         np.testing.assert_allclose(r2[k], r1[k], rtol=1e-4, atol=1e-6, err_msg=k)
   assert any(r.get("reward/std", 0) > 0 for r in rows2)  # some advantages were not zero
+  assert all(0 < r["reward/helpful"] < 1 and r["reward/errors/helpful"] == 0 for r in rows2[1:])
 
   # The two-process checkpoint, restored whole (optimizer, reference, data) in this one
   # process onto 4 of its devices.
-  config = _grpo_config()
+  config = _grpo_config(str(tmp_path / "reward_model"))
   cfg = train.model_config(config)
   mesh = sharding.make_mesh(dict(config.mesh), jax.devices()[:4])
   ckpt = checkpoint.Checkpointer(str(tmp_path / "two" / "run"), async_save=False)
@@ -235,7 +242,7 @@ def test_two_processes_train_like_one(tmp_path):
 # ------------------------------------------------------------------ the worker
 
 
-def _worker(out: str) -> None:
+def _worker(out: str, reward_model: str) -> None:
   """Runs `_grpo_config` in `<out>/run` and `_sft_config` in `<out>/sft` on a mesh over
   every process's devices; after each, every process restores the checkpoint and process
   0 saves its parameters."""
@@ -252,7 +259,7 @@ def _worker(out: str) -> None:
   rewards_lib.score = lambda specs, prompts, completions, **kw: (
       scored.append(len(completions)) or score(specs, prompts, completions, **kw))
 
-  for name, config in (("run", _grpo_config()), ("sft", _sft_config())):
+  for name, config in (("run", _grpo_config(reward_model)), ("sft", _sft_config())):
     workdir = os.path.join(out, name)
     train.train_and_evaluate(config, workdir)
     cfg = train.model_config(config)
@@ -271,4 +278,4 @@ def _worker(out: str) -> None:
 
 
 if __name__ == "__main__":
-  _worker(sys.argv[1])
+  _worker(sys.argv[1], sys.argv[2])

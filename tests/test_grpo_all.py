@@ -9,15 +9,15 @@ import numpy as np
 import pytest
 
 import r1jax
+from hf_standins import write_reward_model
 from configs import grpo_all
-from configs import reward_model as rm_config
 from r1jax import checkpoint as ckpt_lib
 from r1jax import reward_model as RM
 from r1jax import sharding
 from r1jax.data import conversations
 from r1jax.data.datasets import MixtureIterator, load_prompts
 from r1jax.metrics import read_metrics
-from r1jax.models import init_params, presets
+from r1jax.models import init_params
 from r1jax.rl import rewards
 from r1jax.rl.rollout import GRPOStage, encode_prompt, record_prompt
 from r1jax.rl.templates import r1_chat_prompt
@@ -28,25 +28,9 @@ TOK = load_tokenizer("r1jax_tiny")
 TINY_BASE = os.path.join(os.path.dirname(r1jax.__file__), "assets", "tiny_base")
 
 
-def _write_reward_model(workdir, stage="reward_model") -> str:
-  """A reward_model run's checkpoint: the random tiny decoder with a random head, scaled so
-  the logits stay near 0 (where σ does not saturate)."""
-  cfg = presets.get("deepseek_v3_tiny")
-  weights = init_params(cfg, jax.random.key(0))
-  head = RM.init_head(cfg)
-  weights["params"][RM.HEAD] = dict(head, w=0.05 * jax.random.normal(jax.random.key(1), (cfg.dim,)))
-  run = rm_config.get_config()
-  run.stage = stage
-  c = ckpt_lib.Checkpointer(str(workdir), async_save=False)
-  c.save(1, dict(weights, step=jnp.ones((), jnp.int32)),
-         {"model": ckpt_lib.model_config_dict(cfg), "config": run.to_json_best_effort()})
-  c.close()
-  return str(workdir)
-
-
 @pytest.fixture(scope="module")
 def rm_workdir(tmp_path_factory):
-  return _write_reward_model(tmp_path_factory.mktemp("reward_model"))
+  return write_reward_model(tmp_path_factory.mktemp("reward_model"))
 
 
 def _config(rm_workdir, steps=2):
@@ -232,7 +216,7 @@ def test_bad_input(rm_workdir, tmp_path):
   with pytest.raises(FileNotFoundError, match="helpful.path=.*does not exist; train one with "
                                               "`python -m r1jax.train --config=configs/reward"):
     stage_with(**{"rl.reward_models.helpful.path": str(tmp_path / "missing")})
-  not_rm = _write_reward_model(tmp_path / "pretrain_run", stage="pretrain")
+  not_rm = write_reward_model(tmp_path / "pretrain_run", stage="pretrain")
   with pytest.raises(ValueError, match="harmless.path=.*is a 'pretrain' run, not a reward model"):
     stage_with(**{"rl.reward_models.harmless.path": not_rm})
   with pytest.raises(ValueError, match="helpful.view='short'"):
