@@ -2,7 +2,7 @@
 
 import math
 
-from benchmarks import model_step
+from benchmarks import decode, model_step
 from r1jax.models import presets
 
 
@@ -24,3 +24,30 @@ def test_flops_per_token_dense_by_hand():
   n_matmul = 8_030_261_248 - cfg.vocab_size * cfg.dim
   attn = 32 * 2 * (seq / 2) * (128 + 128) * 32
   assert math.isclose(model_step.model_flops_per_token(cfg, seq), 6 * n_matmul + 3 * attn)
+
+
+def test_decode_runs_on_tiny_presets_beside_transformers(capsys):
+  report = decode.main(["--presets=deepseek_v3_tiny", "--batches=2", "--contexts=24",
+                        "--new_tokens=4", "--repeats=1", "--hf"])
+  (r,) = report["results"]
+  assert r["prompt"] == 20 and r["decode_tokens_per_s"] > 0 and r["decode_step_s"] > 0
+  assert r["hf"]["decode_tokens_per_s"] > 0 and r["speedup_vs_hf"] > 0
+  assert r["cache_bytes_per_token"] < r["full_kv_bytes_per_token"]  # MLA's latent
+  assert '"benchmark": "decode"' in capsys.readouterr().out
+
+
+def test_decode_bytes_by_hand():
+  cfg = presets.get("deepseek_v3_671b")
+  # MLA caches the 512-wide latent and the 64-wide rope key per layer; a full cache would
+  # hold K (192) and V (128) for 128 heads
+  assert decode.cache_bytes_per_token(cfg) == {"cache": 61 * 576 * 2,
+                                               "full_kv": 61 * 128 * 320 * 2}
+  qwen = presets.get("qwen2_5_0_5b")  # GQA caches K and V of its 2 KV heads: nothing saved
+  assert decode.cache_bytes_per_token(qwen) == {"cache": 24 * 2 * 2 * 64 * 2,
+                                                "full_kv": 24 * 2 * 2 * 64 * 2}
+  llama = presets.get("llama3_1_8b")
+  assert decode.weight_bytes_per_step(llama, 1) == 2 * (8_030_261_248 - 128256 * 4096)
+  # one row touches 8 experts per MoE layer; 256 rows touch all 256
+  per_layer = 3 * 7168 * 2048 * 2
+  assert (decode.weight_bytes_per_step(cfg, 256) - decode.weight_bytes_per_step(cfg, 1)
+          == 58 * (256 - 8) * per_layer)

@@ -176,6 +176,22 @@ def test_sampled_logps_match_full_forward(cfg):
   np.testing.assert_allclose(res.logps_sampling, res.logps_model, atol=1e-6, rtol=0)
 
 
+@pytest.mark.parametrize("axes", [dict(data=2, fsdp=2, expert=2), dict(fsdp=2, expert=2, tensor=2)],
+                         ids=["2x2x2x1", "1x2x2x2"])
+def test_sharded_sampling_equals_one_device(axes):
+  """The same sampler on parameters split over a mesh (batch over data/fsdp/expert,
+  experts over expert, heads over tensor) samples what one device does."""
+  from r1jax import sharding
+  mesh = sharding.make_mesh(axes)
+  prompts = PROMPTS * 3 + [[3, 4]] * 2  # 11 prompts: the batch need not divide the mesh
+  sp = SamplingParams(M, n=2, seed=3, temperature=0.8)
+  want = generate(DS, _params(DS), prompts, sp)
+  with sharding.activation_sharding(mesh):
+    got = generate(DS, sharding.shard_params(DS, _params(DS), mesh), prompts, sp)
+  np.testing.assert_array_equal(got.tokens, want.tokens)
+  np.testing.assert_allclose(got.logps_model, want.logps_model, atol=1e-5, rtol=0)
+
+
 def test_groups_share_one_prefill(monkeypatch):
   calls = []
   prefill = sampler._prefill
