@@ -108,7 +108,7 @@ def main(argv=None):
   p.add_argument("--warmup", type=int, default=2)
   p.add_argument("--remat", default="dots", choices=["none", "full", "dots"])
   p.add_argument("--attention_impl", default="xla", choices=["xla", "cudnn"])
-  p.add_argument("--dispatch", default=None, choices=[None, "dense", "ragged", "capacity"])
+  p.add_argument("--dispatch", default=None, choices=[None, "dense", "ragged", "capacity", "all_to_all"])
   p.add_argument("--matmul_n", type=int, default=8192, help="0 skips the matmul ceiling")
   p.add_argument("--out", default=None, help="also write the JSON here")
   args = p.parse_args(argv)

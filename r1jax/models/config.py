@@ -55,8 +55,8 @@ class ModelConfig:
   norm_topk_prob: bool = True
   bias_update_rate: float = 0.001  # γ of the auxiliary-loss-free balancing (V3 eq. 16)
   seq_aux_loss_alpha: float = 0.0  # α of the sequence-wise balance loss (V3 eq. 17-20)
-  moe_dispatch: Literal["dense", "ragged", "capacity"] = "ragged"
-  capacity_factor: float = 1.25  # only for moe_dispatch="capacity"
+  moe_dispatch: Literal["dense", "ragged", "capacity", "all_to_all"] = "ragged"
+  capacity_factor: float = 1.25  # for moe_dispatch "capacity" and "all_to_all"
 
   # --- positions ---
   rope_theta: float = 10000.0
@@ -128,8 +128,9 @@ class ModelConfig:
             f"(n_limited_groups × experts per group)")
       if self.score_func not in ("sigmoid", "softmax"):
         bad("score_func", f"{self.score_func!r} is not one of 'sigmoid', 'softmax'")
-      if self.moe_dispatch not in ("dense", "ragged", "capacity"):
-        bad("moe_dispatch", f"{self.moe_dispatch!r} is not one of 'dense', 'ragged', 'capacity'")
+      if self.moe_dispatch not in ("dense", "ragged", "capacity", "all_to_all"):
+        bad("moe_dispatch", f"{self.moe_dispatch!r} is not one of 'dense', 'ragged', "
+            "'capacity', 'all_to_all'")
       if self.capacity_factor <= 0:
         bad("capacity_factor", f"must be positive, got {self.capacity_factor}")
     if self.rope_scaling not in ("none", "yarn", "llama3"):

@@ -20,6 +20,17 @@ Dispatch of tokens to experts is selected by `cfg.moe_dispatch`:
   * "capacity": tokens sorted by expert into [E, capacity, D] buckets and one batched
     matmul; tokens past an expert's capacity are dropped (they keep the residual and
     the shared expert). Exact when capacity_factor ≥ E / K.
+  * "all_to_all": expert parallelism by hand (GShard). Under a mesh whose rules split the
+    experts (`r1jax.sharding.activation_sharding`), each device buckets its own tokens as
+    "capacity" does (capacity per source device), an all-to-all over the expert axis
+    sends every bucket to the device holding its expert, the experts run on what they
+    received, and a second all-to-all brings the outputs home. Expert weights arrive
+    whole on their embed axis (fsdp is all-gathered, as for any weight) and split on
+    their hidden axis, whose partial outputs are summed over the tensor axis. Without
+    such a mesh it is "capacity". Exact when capacity_factor ≥ E / K.
+
+The first three leave the partitioning of the dispatch to XLA (GSPMD); "all_to_all"
+fixes the communication to the two exchanges of [E, capacity, D] tokens per layer.
 """
 
 from __future__ import annotations
@@ -29,6 +40,7 @@ import math
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
+from jax.sharding import PartitionSpec as P
 
 from r1jax.models.config import ModelConfig
 from r1jax.models.layers import SwiGLU, param
@@ -99,6 +111,77 @@ def _sort_by_expert(experts_tk: jax.Array, E: int):
   return order, flat[order], jnp.bincount(flat, length=E).astype(jnp.int32)
 
 
+def _experts_ffn(x_ecd, w_gate, w_up, w_down):
+  """SwiGLU of every expert on its bucket: [E, C, D] -> [E, C, D]."""
+  h = jax.nn.silu(jnp.einsum("ecd,edf->ecf", x_ecd, w_gate)) * jnp.einsum(
+      "ecd,edf->ecf", x_ecd, w_up)
+  return jnp.einsum("ecf,efd->ecd", h, w_down)
+
+
+def _bucketed(xt, gates, experts, n_experts: int, cap: int, run):
+  """Capacity dispatch around `run` ([E, cap, D] buckets -> [E, cap, D] outputs).
+
+  xt [T, D], gates/experts [T, K]: each expert's first `cap` assignments (in token order)
+  fill its bucket, later ones are dropped; outputs come back weighted by their gates and
+  summed per token -> [T, D].
+  """
+  T, D = xt.shape
+  K = experts.shape[1]
+  order, sorted_e, sizes = _sort_by_expert(experts, n_experts)
+  token = order // K
+  starts = jnp.cumsum(sizes) - sizes
+  rank = jnp.arange(T * K) - starts[sorted_e]
+  slot = jnp.where(rank < cap, sorted_e * cap + rank, n_experts * cap)  # E·cap = dropped
+  buckets = jnp.zeros((n_experts * cap, D), xt.dtype).at[slot].set(xt[token], mode="drop")
+  out = run(buckets.reshape(n_experts, cap, D)).reshape(n_experts * cap, D)
+  ys = out.at[slot].get(mode="fill", fill_value=0) * gates.reshape(-1)[order, None].astype(xt.dtype)
+  return jnp.zeros_like(xt).at[token].add(ys)
+
+
+def _mesh_axes(names) -> tuple[str, ...]:
+  """The mesh axes a logical name maps to under the current rules, as a tuple."""
+  spec = nn.logical_to_mesh_axes((names,))[0]
+  return () if spec is None else ((spec,) if isinstance(spec, str) else tuple(spec))
+
+
+def all_to_all_dispatch(xt, gates, experts, w_gate, w_up, w_down, cfg: ModelConfig):
+  """The "all_to_all" dispatch: xt [T, D], gates/experts [T, K] -> routed output [T, D].
+
+  Runs under `shard_map` on the mesh of the enclosing `jax.set_mesh` context (a plain
+  capacity dispatch where there is nothing to exchange, see below). Each device holds
+  its batch shard's T_l tokens and E_l = E / n_ep experts; buckets of capacity(T_l)
+  slots travel [n_ep, E_l, cap, D] -> all_to_all -> [n_ep sources, E_l, cap, D] ->
+  experts -> all_to_all back.
+  """
+  E = cfg.n_routed_experts
+  mesh = jax.sharding.get_abstract_mesh()
+  ep, mlp, batch = _mesh_axes("expert"), _mesh_axes("expert_mlp"), _mesh_axes("batch")
+  size = dict(mesh.shape) if not mesh.empty else {}
+  n_ep = math.prod(size.get(a, 1) for a in ep)
+  n_batch = math.prod(size.get(a, 1) for a in batch)
+  if n_ep == 1 or not set(ep) <= set(batch) or xt.shape[0] % n_batch:
+    # Nothing to exchange: no expert axis, or tokens not split over it (rules that keep
+    # the batch off it; a decode batch that does not divide the mesh). XLA partitions it.
+    return _bucketed(xt, gates, experts, E, capacity(xt.shape[0], cfg),
+                     lambda b: _experts_ffn(b, w_gate, w_up, w_down))
+  axis = ep[0] if len(ep) == 1 else ep
+
+  def local(x, g, e, wg, wu, wd):
+    def run(buckets):  # [E, cap, D] -> [E, cap, D]
+      E_l, cap, D = E // n_ep, buckets.shape[1], buckets.shape[2]
+      mine = jax.lax.all_to_all(buckets.reshape(n_ep, E_l, cap, D), axis, 0, 0)
+      out = _experts_ffn(mine.transpose(1, 0, 2, 3).reshape(E_l, n_ep * cap, D), wg, wu, wd)
+      if mlp:  # each tensor shard holds part of every expert's hidden units
+        out = jax.lax.psum(out, mlp)
+      out = out.reshape(E_l, n_ep, cap, D).transpose(1, 0, 2, 3)
+      return jax.lax.all_to_all(out, axis, 0, 0).reshape(E, cap, D)
+    return _bucketed(x, g, e, E, capacity(x.shape[0], cfg), run)
+
+  tokens, w_in, w_out = P(batch, None), P(ep, None, mlp or None), P(ep, mlp or None, None)
+  return jax.shard_map(local, in_specs=(tokens, tokens, tokens, w_in, w_in, w_out),
+                       out_specs=tokens)(xt, gates, experts, w_gate, w_up, w_down)
+
+
 class MoE(nn.Module):
   """Shared expert + routed experts. x [B, S, D] -> (y [B, S, D], aux)."""
   cfg: ModelConfig
@@ -135,19 +218,11 @@ class MoE(nn.Module):
       h = jax.nn.silu(jax.lax.ragged_dot(xs, w_gate, sizes)) * jax.lax.ragged_dot(xs, w_up, sizes)
       ys = jax.lax.ragged_dot(h, w_down, sizes) * gates.reshape(-1)[order, None].astype(dt)
       routed = jnp.zeros_like(xt).at[token].add(ys)
-    else:  # capacity-bucketed batched matmul
-      cap = capacity(B * S, cfg)
-      order, sorted_e, sizes = _sort_by_expert(experts, E)
-      token = order // K
-      starts = jnp.cumsum(sizes) - sizes
-      rank = jnp.arange(B * S * K) - starts[sorted_e]
-      slot = jnp.where(rank < cap, sorted_e * cap + rank, E * cap)  # E·cap = dropped
-      buckets = jnp.zeros((E * cap, D), dt).at[slot].set(xt[token], mode="drop").reshape(E, cap, D)
-      h = jax.nn.silu(jnp.einsum("ecd,edf->ecf", buckets, w_gate)) * jnp.einsum(
-          "ecd,edf->ecf", buckets, w_up)
-      out = jnp.einsum("ecf,efd->ecd", h, w_down).reshape(E * cap, D)
-      ys = out.at[slot].get(mode="fill", fill_value=0) * gates.reshape(-1)[order, None].astype(dt)
-      routed = jnp.zeros_like(xt).at[token].add(ys)
+    elif cfg.moe_dispatch == "capacity":  # capacity-bucketed batched matmul
+      routed = _bucketed(xt, gates, experts, E, capacity(B * S, cfg),
+                         lambda b: _experts_ffn(b, w_gate, w_up, w_down))
+    else:
+      routed = all_to_all_dispatch(xt, gates, experts, w_gate, w_up, w_down, cfg)
 
     y = routed.reshape(B, S, D)
     if cfg.n_shared_experts:
