@@ -24,9 +24,13 @@ def get_config() -> ml_collections.ConfigDict:
   c.tokenizer = "from_checkpoint"
   c.init_from = ""  # required: a DeepSeek-V3-Base checkpoint directory (Hugging Face layout)
   # RL does not train the MTP module (V3 §2.2 uses it in pre-training): leave its 14B out.
+  # Experts split 16 ways, tokens exchanged by two all-to-alls per MoE layer (r1jax.models.moe).
   c.model_overrides = ml_collections.ConfigDict(dict(dtype="bfloat16", remat="full",
-                                                     moe_dispatch="capacity", n_mtp_modules=0))
+                                                     moe_dispatch="all_to_all", n_mtp_modules=0))
   c.mesh = ml_collections.ConfigDict(dict(data=1, fsdp=-1, expert=16, tensor=1))
+  # Overrides of r1jax.sharding.DEFAULT_RULES, e.g. "embed:fsdp+expert,q_lora:fsdp"; the
+  # plan (`python -m r1jax.plan`) reads them too, so try a layout there first.
+  c.sharding_rules = ""
 
   c.data.train = "gsm8k:train"  # the shipped math prompts; point at the run's own JSONL
   c.data.num_train = 0  # 0: all of it

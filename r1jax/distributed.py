@@ -24,14 +24,14 @@ in this order:
 With none of these, or one process in all, it does nothing. On CPU, cross-process
 collectives use gloo (`jax_cpu_collectives_implementation`, the default in jax 0.10).
 
-Once joined, every process runs the same train loop on the same data: each builds the
+Once joined, every process runs the same train loop on the same data. Each knows the
 step's whole batch (for GRPO the same rollouts, gathered back from the global mesh) and
-places only its own devices' rows (`sharding.shard_batch`, `sharding.to_host`). Host work
-that scales with the batch is split: each process scores its share of a rollout's
-completions (`my_share`; rewards may run code or a reward model) and every process gets
-all scores back (`allgather_objects`). Every
-process writes its shards of each checkpoint; only process 0 writes metrics, samples
-and the progress bar (`is_main_process`).
+places only its own devices' rows (`sharding.shard_batch`, `sharding.to_host`); per-row
+work is split: the LM stages tokenize only the rows a process holds
+(`sharding.shard_rows`), and each process scores its share of a rollout's completions
+(`my_share`; rewards may run code or a reward model), every process getting all scores
+back (`allgather_objects`). Every process writes its shards of each checkpoint; only
+process 0 writes metrics, samples and the progress bar (`is_main_process`).
 """
 
 from __future__ import annotations

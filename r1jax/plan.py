@@ -80,30 +80,6 @@ def check_plan(cfg: ModelConfig, mesh, batch_size: int, seq_len: int | None = No
                      f"(max_position_embeddings={cfg.max_position_embeddings})")
 
 
-def rules_with(overrides: str | None):
-  """DEFAULT_RULES with "embed:fsdp+expert,q_lora:fsdp"-style overrides ("none": replicated).
-
-  An override takes the lowest priority and keeps the default as its fallback, so
-  `embed:fsdp+expert` splits attention weights 256 ways on a 32×8 mesh while expert
-  weights, whose expert axis already holds "expert", still split their embed over fsdp.
-  """
-  defaults = list(sharding.DEFAULT_RULES)
-  known = {name for name, _ in defaults}
-  added = []
-  for part in filter(None, (overrides or "").split(",")):
-    name, _, target = part.partition(":")
-    if name not in known:
-      raise ValueError(f"--rules: unknown logical axis {name!r}; known: {sorted(known)}")
-    axes = tuple(a for a in target.split("+") if a and a != "none")
-    bad = [a for a in axes if a not in sharding.MESH_AXES]
-    if bad:
-      raise ValueError(f"--rules: {bad} are not mesh axes {list(sharding.MESH_AXES)}")
-    added.append((name, axes[0] if len(axes) == 1 else (axes or None)))
-  names = {name for name, _ in added}
-  return tuple([r for r in defaults if r[0] not in names] + added
-               + [r for r in defaults if r[0] in names])
-
-
 # ------------------------------------------------------------------ exact bytes
 
 
@@ -241,7 +217,8 @@ def activation_bytes(cfg: ModelConfig, rows: int, seq: int, tensor: int, *,
     if not moe:
       return 4 * (cfg.inter_dim // t) * dt + D * dt
     K, E, Fe = cfg.n_activated_experts, cfg.n_routed_experts, cfg.moe_inter_dim // t
-    slots = {"dense": E, "ragged": K, "capacity": K * cfg.capacity_factor}[cfg.moe_dispatch]
+    slots = {"dense": E, "ragged": K, "capacity": K * cfg.capacity_factor,
+             "all_to_all": K * cfg.capacity_factor}[cfg.moe_dispatch]
     shared = 4 * (cfg.n_shared_experts * cfg.moe_inter_dim // t)
     return (slots * (2 * D + 3 * Fe) + K * D + shared + D) * dt + 3 * E * f32
 
@@ -306,13 +283,16 @@ def compiled_memory(lowered) -> dict[str, float]:
           "code": m.generated_code_size_in_bytes, "peak": args + out - alias + temp}
 
 
-def lower_train_step(config, cfg: ModelConfig, mesh, state, batch, platform: str | None = None):
-  """Lowers `train.make_train_step` with the stage's own loss for the given placements."""
+def lower_train_step(config, cfg: ModelConfig, mesh, state, batch, platform: str | None = None,
+                     rules=sharding.DEFAULT_RULES):
+  """Lowers `train.make_train_step` with the stage's own loss for the given placements,
+  traced as the train loop traces it (under `rules`, activations split by batch)."""
   from r1jax import stages, train
   from r1jax.tokenizers import load_tokenizer
-  stage = stages.make_stage(config, cfg, load_tokenizer(train.tokenizer_spec(config)), mesh)
-  step = train.make_train_step(cfg, stage.loss_fn, train.make_optimizer(config))
-  traced = step.trace(state, batch)
+  with sharding.use_rules(rules), sharding.activation_sharding(mesh):
+    stage = stages.make_stage(config, cfg, load_tokenizer(train.tokenizer_spec(config)), mesh)
+    step = train.make_train_step(cfg, stage.loss_fn, train.make_optimizer(config))
+    traced = step.trace(state, batch)
   return traced.lower(lowering_platforms=(platform,)) if platform else traced.lower()
 
 
@@ -358,7 +338,10 @@ def plan(config: ml_collections.ConfigDict, axes: dict[str, int], *, devices: in
   """Everything the report prints, as data: lines, peaks, verdict, XLA's numbers."""
   from r1jax import train
   cfg = train.model_config(config)
-  table = rules_with(rules)
+  what_if = rules is not None and rules != config.get("sharding_rules", "")
+  if rules is None:  # the run's own table unless the what-if replaces it
+    rules = config.get("sharding_rules", "")
+  table = sharding.rules_with(rules)
   if compile == "devices":
     mesh = sharding.make_mesh(axes)  # must use every attached device
   elif compile == "tpu":
@@ -425,7 +408,7 @@ def plan(config: ml_collections.ConfigDict, axes: dict[str, int], *, devices: in
   xla = None
   if compile != "none":
     platform = jax.default_backend() if compile == "lower" else None  # abstract: name one
-    lowered = lower_train_step(config, cfg, mesh, state, batch, platform)
+    lowered = lower_train_step(config, cfg, mesh, state, batch, platform, table)
     xla = {"lowered": 1.0} if compile == "lower" else compiled_memory(lowered)
     if xla.get("peak"):
       train_peak = xla["peak"]
@@ -441,6 +424,7 @@ def plan(config: ml_collections.ConfigDict, axes: dict[str, int], *, devices: in
               train_lines=train_lines, aside=aside, rollout_lines=rollout_lines,
               train_peak=train_peak, rollout_peak=rollout_peak, peak=peak, memory=memory,
               verdict=verdict, xla=xla, compile=compile, topology=topology, rules=rules,
+              rules_what_if=what_if,
               largest=largest_leaves(state["params"]),
               counts=count_params(cfg.replace(attention_impl="xla")))
 
@@ -459,7 +443,9 @@ def format_report(r: dict[str, Any]) -> str:
          f"+{c['mtp'] / 1e9:.3g}B); params {cfg.param_dtype}, compute {cfg.dtype}, remat "
          f"{cfg.remat}, moe_dispatch {cfg.moe_dispatch}, attention_impl {cfg.attention_impl}"]
   if r["rules"]:
-    out.append(f"  sharding rules: DEFAULT_RULES with {r['rules']} (r1jax.train uses the defaults)")
+    where = ("a what-if: set config.sharding_rules to train with them" if r["rules_what_if"]
+             else "config.sharding_rules")
+    out.append(f"  sharding rules: DEFAULT_RULES with {r['rules']} ({where})")
   if shape.new_tokens:
     out.append(f"  GRPO step: {shape.rows} rollouts of prompt {shape.prompt_len} + "
                f"{shape.new_tokens} new tokens")
@@ -534,7 +520,8 @@ def _define_flags():
   flags.DEFINE_integer("prompt_len", None, "GRPO prompt length (default: measured on the data)")
   flags.DEFINE_enum("compile", "none", ["none", "lower", "devices", "tpu"], "see the docstring")
   flags.DEFINE_string("topology", "v5p:8x8x4", "TPU topology for --compile=tpu")
-  flags.DEFINE_string("rules", None, "what-if sharding rules, e.g. q_lora:fsdp,kv_lora:fsdp")
+  flags.DEFINE_string("rules", None, "what-if sharding rules, e.g. q_lora:fsdp,kv_lora:fsdp "
+                      "(default: the config's sharding_rules)")
   flags.DEFINE_string("model_overrides", None, "ModelConfig fields, e.g. remat:none,"
                       "attention_impl:cudnn")
   flags.mark_flags_as_required(["config"])

@@ -9,12 +9,16 @@ Every parameter carries logical axis names (`embed`, `heads`, `expert`, ...; see
     tensor  heads / ffn width split across devices (Megatron)
 
 and `DEFAULT_RULES` says which mesh axes each logical axis is split over. Experiments
-override the table in their config; model code never names a mesh axis.
+override entries with `config.sharding_rules` ("q_lora:fsdp,embed:fsdp+expert", parsed by
+`rules_with`); the train loop sets the resulting table as flax's logical-axis-rules
+context for the whole run, and every function here that takes `rules=None` reads it
+from there (`current_rules`). Model code never names a mesh axis.
 
 Several processes (`r1jax.distributed`): a mesh spans every process's devices and arrays
 on it are global. Host data crosses in both directions as the same global value on every
 process: `shard_batch` places each process's part of a batch that every process built
-alike, `to_host` gathers a global array back to every host.
+alike, `to_host` gathers a global array back to every host. Where building a row costs
+(tokenizing text), `shard_rows` has each process build only the rows it holds.
 """
 
 from __future__ import annotations
@@ -27,7 +31,7 @@ import flax.linen as nn
 import jax
 import numpy as np
 from jax.experimental import multihost_utils
-from jax.sharding import Mesh, NamedSharding, PartitionSpec
+from jax.sharding import AbstractMesh, Mesh, NamedSharding, PartitionSpec
 
 from r1jax.models import ModelConfig, init_params, param_logical_axes
 
@@ -54,6 +58,39 @@ DEFAULT_RULES: tuple[tuple[str, str | tuple[str, ...] | None], ...] = (
     ("norm", None),
     ("layers", None),
 )
+
+
+def rules_with(overrides: str | None, base=DEFAULT_RULES):
+  """`base` with "embed:fsdp+expert,q_lora:fsdp"-style overrides ("none": replicated).
+
+  An override takes the lowest priority and keeps the default as its fallback, so
+  `embed:fsdp+expert` splits attention weights 256 ways on a 32×8 mesh while expert
+  weights, whose expert axis already holds "expert", still split their embed over fsdp.
+  """
+  defaults = list(base)
+  known = {name for name, _ in defaults}
+  added = []
+  for part in filter(None, (overrides or "").replace(" ", "").split(",")):
+    name, colon, target = part.partition(":")
+    if not colon:
+      raise ValueError(f"sharding rule {part!r} is not logical_axis:mesh_axes (e.g. q_lora:fsdp, "
+                       "embed:fsdp+expert, vocab:none)")
+    if name not in known:
+      raise ValueError(f"sharding rule {part!r}: unknown logical axis {name!r}; known: "
+                       f"{sorted(known)}")
+    axes = tuple(a for a in target.split("+") if a and a != "none")
+    bad = [a for a in axes if a not in MESH_AXES]
+    if bad:
+      raise ValueError(f"sharding rule {part!r}: {bad} are not mesh axes {list(MESH_AXES)}")
+    added.append((name, axes[0] if len(axes) == 1 else (axes or None)))
+  names = {name for name, _ in added}
+  return tuple([r for r in defaults if r[0] not in names] + added
+               + [r for r in defaults if r[0] in names])
+
+
+def current_rules():
+  """The table of the enclosing `nn.logical_axis_rules` context, else DEFAULT_RULES."""
+  return tuple(nn.get_logical_axis_rules()) or DEFAULT_RULES
 
 
 def mesh_shape(axes: Mapping[str, int], num_devices: int) -> tuple[int, ...]:
@@ -104,24 +141,54 @@ def check_divisibility(cfg: ModelConfig, mesh: Mesh, batch_size: int | None = No
                        f"{size['data']}×{size['fsdp']}×{size['expert']} = {split}")
 
 
-def param_shardings(cfg: ModelConfig, mesh: Mesh, rules=DEFAULT_RULES):
+def param_shardings(cfg: ModelConfig, mesh: Mesh, rules=None):
   """NamedSharding for every leaf of `init_params(cfg, ...)`, from the logical axes."""
+  rules = current_rules() if rules is None else rules
   return nn.logical_to_mesh_sharding(param_logical_axes(cfg), mesh, list(rules))
 
 
-def batch_sharding(mesh: Mesh, rules=DEFAULT_RULES, ndim: int = 2) -> NamedSharding:
+def batch_sharding(mesh: Mesh, rules=None, ndim: int = 2) -> NamedSharding:
   """Sharding of a [batch, ...] array: the batch axis split by the "batch" rule."""
+  rules = current_rules() if rules is None else rules
   spec = nn.logical_to_mesh_axes(("batch",) + (None,) * (ndim - 1), list(rules))
   return NamedSharding(mesh, spec)
 
 
-def shard_batch(batch, mesh: Mesh, rules=DEFAULT_RULES):
+def shard_batch(batch, mesh: Mesh, rules=None):
   """Places every [batch, ...] host leaf of `batch` with its leading axis split by "batch".
 
   Every process passes the same global batch and copies only the rows its own devices
   hold (nothing crosses between processes, and nothing checks that the batches agree).
   """
   return jax.tree.map(lambda x: place(x, batch_sharding(mesh, rules, np.ndim(x))), batch)
+
+
+def my_rows(n: int, mesh: Mesh, rules=None) -> np.ndarray:
+  """The rows of an [n, ...] batch that this process's devices hold, ascending."""
+  shards = batch_sharding(mesh, rules, 1).addressable_devices_indices_map((n,)).values()
+  return np.unique(np.concatenate([np.arange(n)[index[0]] for index in shards]))
+
+
+def shard_rows(build, n: int, mesh: Mesh, rules=None):
+  """A global batch of n rows of which each process builds only the rows it holds.
+
+  `build(rows)` gets the ascending global row indices of this process (`my_rows`) and
+  returns {name: [len(rows), ...] array}; the result is {name: global [n, ...] array}
+  split over the "batch" rule, as `shard_batch` of the whole batch would be. Per-row
+  work (tokenizing, padding) then runs once per row across the job, not once per process.
+  """
+  rows = my_rows(n, mesh, rules)
+  local = build(rows)
+  where = np.full(n, -1)
+  where[rows] = np.arange(len(rows))
+
+  def assemble(x):
+    x = np.asarray(x)
+    return jax.make_array_from_callback(
+        (n,) + x.shape[1:], batch_sharding(mesh, rules, x.ndim),
+        lambda index: x[(where[np.arange(n)[index[0]]],) + tuple(index[1:])])
+
+  return {k: assemble(v) for k, v in local.items()}
 
 
 def place(x, sharding: jax.sharding.Sharding) -> jax.Array:
@@ -146,14 +213,14 @@ def to_host(tree):
   return jax.tree.map(fetch, tree)
 
 
-def init_sharded_params(cfg: ModelConfig, rng: jax.Array, mesh: Mesh, rules=DEFAULT_RULES):
+def init_sharded_params(cfg: ModelConfig, rng: jax.Array, mesh: Mesh, rules=None):
   """Parameters created directly in their shards: no host ever holds the whole model."""
   check_divisibility(cfg, mesh)
   return jax.jit(lambda key: init_params(cfg, key),
                  out_shardings=param_shardings(cfg, mesh, rules))(rng)
 
 
-def shard_params(cfg: ModelConfig, params, mesh: Mesh, rules=DEFAULT_RULES):
+def shard_params(cfg: ModelConfig, params, mesh: Mesh, rules=None):
   """Places existing parameters (host arrays, or on one device) onto the mesh, each
   process copying only its devices' shards (`place`)."""
   check_divisibility(cfg, mesh)
@@ -161,10 +228,20 @@ def shard_params(cfg: ModelConfig, params, mesh: Mesh, rules=DEFAULT_RULES):
 
 
 @contextlib.contextmanager
-def activation_sharding(mesh: Mesh, rules=DEFAULT_RULES) -> Iterator[None]:
+def use_rules(rules) -> Iterator[None]:
+  """Makes `rules` the table that every `rules=None` of this module reads, in this context."""
+  with nn.logical_axis_rules(list(rules)):
+    yield
+
+
+@contextlib.contextmanager
+def activation_sharding(mesh: Mesh, rules=None) -> Iterator[None]:
   """While tracing under this context, model activations carry the rules' layout
   (e.g. the residual stream split over the batch axes); outside it they are left to XLA."""
-  with jax.set_mesh(mesh), nn.logical_axis_rules(list(rules)):
+  rules = current_rules() if rules is None else rules
+  # an AbstractMesh (r1jax.plan: shapes only, no devices) can only be traced against
+  use = jax.sharding.use_abstract_mesh if isinstance(mesh, AbstractMesh) else jax.set_mesh
+  with use(mesh), nn.logical_axis_rules(list(rules)):
     yield
 
 

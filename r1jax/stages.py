@@ -83,9 +83,11 @@ class LMStage(Stage):
         r, rng, p_format=d.p_format, p_correct=d.p_correct) for r in records]
 
   def _batch(self, texts: list[str]) -> dict[str, jax.Array]:
-    ids = [self.tokenizer.encode(t, add_bos=True, add_eos=True) for t in texts]
-    batch = token_batch(ids, None, self.config.data.seq_len, self.tokenizer.pad_id)
-    return sharding.shard_batch(batch, self.mesh)
+    """Each process tokenizes only the rows its devices hold."""
+    def build(rows):
+      ids = [self.tokenizer.encode(texts[i], add_bos=True, add_eos=True) for i in rows]
+      return token_batch(ids, None, self.config.data.seq_len, self.tokenizer.pad_id)
+    return sharding.shard_rows(build, len(texts), self.mesh)
 
   def next_batch(self, state, rng):
     del rng  # the text noise is seeded by (seed, batch index) so resumes are exact

@@ -144,7 +144,16 @@ def init_weights(config, cfg: ModelConfig, rng, mesh, *, step: int | None = None
 
 
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[str, float]:
-  """Runs `config` in `workdir` (resuming if it holds a checkpoint); returns the last metrics."""
+  """Runs `config` in `workdir` (resuming if it holds a checkpoint); returns the last metrics.
+
+  Parameters, optimizer state, batches and activations are laid out by the sharding rules:
+  `sharding.DEFAULT_RULES` with `config.sharding_rules` applied ("q_lora:fsdp,...").
+  """
+  with sharding.use_rules(sharding.rules_with(config.get("sharding_rules", ""))):
+    return _train_and_evaluate(config, workdir)
+
+
+def _train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[str, float]:
   from r1jax import stages  # the stage registry imports the heavier pieces lazily
 
   cfg = model_config(config)

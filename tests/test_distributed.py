@@ -235,6 +235,14 @@ def test_two_processes_train_like_one(tmp_path):
   alone = json.loads((tmp_path / "one" / "scored_0.json").read_text())
   halves = [json.loads((tmp_path / "two" / f"scored_{i}.json").read_text()) for i in range(2)]
   assert alone and halves[0] == halves[1] == [n // 2 for n in alone]
+  # Per-row batch work was split too: process p built rows 4p … 4p + 3 of 8, and every
+  # process sees the whole batch.
+  whole = [[i, -i] for i in range(8)]
+  assert json.loads((tmp_path / "one" / "rows_0.json").read_text()) == {
+      "built": list(range(8)), "whole": whole}
+  for p in range(2):
+    assert json.loads((tmp_path / "two" / f"rows_{p}.json").read_text()) == {
+        "built": list(range(4 * p, 4 * p + 4)), "whole": whole}
   info = json.loads((tmp_path / "two" / "info.json").read_text())
   assert info == {"process_count": 2, "device_count": 4, "local_device_count": 2}
 
@@ -253,6 +261,14 @@ def _worker(out: str, reward_model: str) -> None:
 
   from r1jax import checkpoint, sharding, train
   from r1jax.rl import rewards as rewards_lib
+
+  # A batch of 8 rows over the job's 4 devices: this process builds only the rows it holds.
+  os.makedirs(out, exist_ok=True)
+  built = []
+  rows = sharding.shard_rows(lambda r: built.extend(r.tolist()) or {"x": np.stack([r, -r], 1)},
+                             8, sharding.make_mesh(dict(data=-1)))
+  with open(os.path.join(out, f"rows_{jax.process_index()}.json"), "w") as f:
+    json.dump({"built": built, "whole": sharding.to_host(rows)["x"].tolist()}, f)
 
   scored = []  # how many completions this process scored, per call
   score = rewards_lib.score

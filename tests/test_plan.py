@@ -70,6 +70,13 @@ def test_rules_that_split_every_weight_256_ways():
   assert 10.6e9 < r["lines"][0].bytes < 11.2e9
   assert r["persistent"] < 45e9  # vs 103 GB with the default rules
   assert r["verdict"] == "fits", plan.format_report(r)
+  assert "(a what-if: set config.sharding_rules" in plan.format_report(r)
+  # the same table as the run's own config.sharding_rules (what r1jax.train reads)
+  c = _grpo_671b()
+  c.sharding_rules = "embed:fsdp+expert,q_lora:fsdp,kv_lora:fsdp"
+  own = plan.plan(c, V5P_256, device_memory_gb=110, prompt_len=128)
+  assert own["persistent"] == r["persistent"]
+  assert "(config.sharding_rules)" in plan.format_report(own)
 
 
 @pytest.mark.parametrize("axes, overrides, match", [

@@ -68,6 +68,42 @@ def test_expert_parallel_dispatches_equal_one_device(dispatch):
   chex.assert_trees_all_close(grads, ref_grads, atol=1e-5)
 
 
+@pytest.mark.parametrize("axes", [dict(data=2, fsdp=2, expert=2), dict(fsdp=2, expert=2, tensor=2)],
+                         ids=["2x2x2x1", "1x2x2x2"])
+def test_all_to_all_expert_parallelism(axes):
+  """The hand-written exchange: dropless (capacity_factor = E/K) it gives the one-device
+  loss and gradients; with drops (1.0) each device's capacity counts its own tokens, so
+  it equals one device running every device's batch shard on its own."""
+  base = CFG.replace(moe_dispatch="all_to_all")
+  tokens = jax.random.randint(jax.random.key(1), (8, 12), 0, CFG.vocab_size)
+  params = init_params(base, jax.random.key(0))
+  # Steer every token to experts 0-3, so that 1.0 overflows them (11 tokens for 8 slots
+  # per device; 88 for 24 on one device).
+  moe = params["buffers"]["moe_layers"]["moe"]
+  moe["e_score_correction_bias"] = moe["e_score_correction_bias"].at[:, :4].set(10.0)
+  mesh = sharding.make_mesh(axes)
+  shards = mesh.shape["data"] * mesh.shape["fsdp"] * mesh.shape["expert"]
+  for factor in (CFG.n_routed_experts / CFG.n_activated_experts, 1.0)[:3 - mesh.shape["tensor"]]:
+    cfg = base.replace(capacity_factor=factor)
+    grad = jax.jit(jax.value_and_grad(lambda p, t: _loss(cfg, p, t)))
+    with sharding.activation_sharding(mesh):
+      args = (sharding.shard_params(cfg, params, mesh),
+              jax.device_put(tokens, sharding.batch_sharding(mesh)))
+      assert "all-to-all" in grad.lower(*args).compile().as_text()
+      loss, grads = grad(*args)
+    alone = [grad(params, t) for t in np.split(np.asarray(tokens), shards)]  # no mesh
+    ref_loss = np.mean([x[0] for x in alone])
+    ref_grads = jax.tree.map(lambda *g: np.mean(g, axis=0), *[x[1] for x in alone])
+    np.testing.assert_allclose(loss, ref_loss, rtol=1e-5)
+    chex.assert_trees_all_close(grads, ref_grads, atol=1e-5)
+    whole = jax.jit(lambda p: _loss(cfg, p, tokens))(params)  # the batch on one device
+    if factor > 1:
+      np.testing.assert_allclose(loss, whole, rtol=1e-5)
+      dropless = loss
+    else:  # the drops differ from one device's and from no drops (tolerance above: 7e-5)
+      assert abs(loss - whole) > 3e-4 and abs(loss - dropless) > 3e-4
+
+
 def test_every_parameter_follows_the_rules():
   mesh = sharding.make_mesh(dict(fsdp=2, expert=2, tensor=2))
   params = sharding.init_sharded_params(CFG, jax.random.key(0), mesh)
@@ -157,3 +193,33 @@ def test_activations_follow_the_batch_split_under_fsdp():
   data = temp_bytes(dict(data=8), pinned=True)
   assert temp_bytes(dict(fsdp=8), pinned=True) < 1.2 * data
   assert temp_bytes(dict(fsdp=8), pinned=False) > 2 * data  # what the context fixes
+
+
+def test_rules_with_overrides_and_the_rules_context():
+  rules = sharding.rules_with("embed:none,vocab:fsdp+tensor")
+  assert dict(rules)["norm"] is None and len(rules) == len(sharding.DEFAULT_RULES) + 2
+  mesh = sharding.make_mesh(dict(fsdp=4, tensor=2))
+  assert sharding.param_shardings(CFG, mesh)["params"]["embed"].spec == P("tensor", "fsdp")
+  with sharding.use_rules(rules):  # every rules=None reads the context's table
+    assert sharding.current_rules() == rules
+    assert sharding.param_shardings(CFG, mesh)["params"]["embed"].spec == P(("fsdp", "tensor"), None)
+  assert sharding.current_rules() == sharding.DEFAULT_RULES
+  for bad, match in [("embed", "is not logical_axis:mesh_axes"),
+                     ("embd:fsdp", "unknown logical axis 'embd'"),
+                     ("embed:fsdp+gpu", r"\['gpu'\] are not mesh axes")]:
+    with pytest.raises(ValueError, match=match):
+      sharding.rules_with(bad)
+
+
+@pytest.mark.parametrize("axes", [dict(data=2, fsdp=2, expert=2), dict(data=2, tensor=4)])
+def test_shard_rows_builds_the_rows_of_shard_batch(axes):
+  mesh = sharding.make_mesh(axes)
+  whole = {"tokens": np.arange(24, dtype=np.int32).reshape(8, 3), "mask": np.ones((8,), bool)}
+  calls = []
+  built = sharding.shard_rows(lambda rows: calls.append(rows) or {k: v[rows] for k, v in
+                                                                  whole.items()}, 8, mesh)
+  assert len(calls) == 1 and calls[0].tolist() == list(range(8))  # one process: every row
+  placed = sharding.shard_batch(whole, mesh)
+  for k in whole:
+    assert built[k].sharding == placed[k].sharding
+    np.testing.assert_array_equal(built[k], whole[k])

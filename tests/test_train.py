@@ -229,3 +229,29 @@ def test_sft_cold_start_end_to_end_and_resume(tmp_path):
   np.testing.assert_allclose(b[-1]["eval/nll"], a[-1]["eval/nll"], rtol=1e-6)
   jax.tree.map(lambda x, y: np.testing.assert_allclose(x, y, rtol=1e-6, atol=1e-7),
                _weights(straight), _weights(split))
+
+
+def test_sharding_rules_come_from_the_config(tmp_path, monkeypatch):
+  """config.sharding_rules lays out the run's state: the embedding split over fsdp on its
+  vocab axis instead of its embed axis, Adam's moments with it."""
+  from jax.sharding import PartitionSpec as P
+
+  from r1jax import train
+  seen = {}
+  make_train_step = train.make_train_step
+
+  def spy(*args, state_shardings, **kwargs):
+    seen.update(state_shardings)
+    return make_train_step(*args, state_shardings=state_shardings, **kwargs)
+
+  monkeypatch.setattr(train, "make_train_step", spy)
+  c = _pretrain_config(steps=1)
+  c.mesh.data, c.mesh.fsdp = 1, -1
+  c.sharding_rules = "embed:none,vocab:fsdp"
+  train_and_evaluate(c, str(tmp_path / "run"))
+  assert seen["params"]["embed"].spec == P("fsdp", None)
+  assert seen["opt_state"][1][0].mu["embed"].spec == P("fsdp", None)
+  assert seen["params"]["lm_head"].spec == P(None, "fsdp")
+  c.sharding_rules = "embed:fsdb"
+  with pytest.raises(ValueError, match=r"sharding rule 'embed:fsdb': \['fsdb'\] are not mesh axes"):
+    train_and_evaluate(c, str(tmp_path / "bad"))
