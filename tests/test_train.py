@@ -41,7 +41,21 @@ def test_pretrain_writes_metrics_and_checkpoints(base_workdir):
   assert ckpt_lib.Checkpointer(str(base_workdir)).latest_step() == 3
 
 
-def test_grpo_zero_from_the_base(base_workdir, tmp_path):
+def test_grpo_zero_from_the_base(base_workdir, tmp_path, monkeypatch):
+  from r1jax import train
+  from r1jax.rl import rollout
+  # The colocated rollout samples from the training arrays themselves (no copy): the
+  # parameters `generate` gets are the objects the train step then updates.
+  sampled_from, trained = [], []
+  generate, make_train_step = rollout.generate, train.make_train_step
+  monkeypatch.setattr(rollout, "generate", lambda cfg, params, *a, **k: (
+      sampled_from.append(jax.tree.leaves(params["params"])) or generate(cfg, params, *a, **k)))
+
+  def spy(*args, **kwargs):
+    step = make_train_step(*args, **kwargs)
+    return lambda state, batch: trained.append(jax.tree.leaves(state["params"])) or step(state, batch)
+
+  monkeypatch.setattr(train, "make_train_step", spy)
   c = grpo_zero.get_config()
   c.init_from = str(base_workdir)
   c.rl.prompts_per_step = 2
@@ -60,6 +74,9 @@ def test_grpo_zero_from_the_base(base_workdir, tmp_path):
     assert key in rows[0], key
   assert "eval/accuracy" in rows[-1]
   assert 0 < rows[0]["completion/mean_length"] <= 12
+  assert len(trained) == 2 and len(sampled_from) >= 2  # (evaluations sample too)
+  for leaves in trained:
+    assert any(all(a is b for a, b in zip(leaves, s)) for s in sampled_from)
   # the policy starts from the base's weights, not from a random init
   base, after = _weights(base_workdir), _weights(tmp_path)
   emb0, emb1 = base["params"]["embed"], after["params"]["embed"]
