@@ -148,10 +148,12 @@ def _grpo_config(reward_model: str):
 
 
 def _sft_config():
-  """Two SFT steps of the shipped tiny base on the same mesh, with a held-out evaluation."""
+  """Two SFT steps of the shipped tiny base with a held-out evaluation, its experts split
+  over both processes: the all_to_all dispatch (dropless) exchanges tokens between them."""
   from configs import sft_cold_start
   c = sft_cold_start.get_config()
-  c.mesh.update(data=1, fsdp=2, expert=2, tensor=1)
+  c.mesh.update(data=1, fsdp=1, expert=4, tensor=1)
+  c.model_overrides.update(moe_dispatch="all_to_all", capacity_factor=4.0)
   c.data.source, c.data.eval_source, c.data.eval_fraction = "tiny_cold_start:test", "", 0.25
   c.data.batch_size = 4
   c.train.update(num_steps=2, log_every=1, eval_every=2, save_every=2)
