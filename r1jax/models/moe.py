@@ -27,7 +27,8 @@ Dispatch of tokens to experts is selected by `cfg.moe_dispatch`:
     received, and a second all-to-all brings the outputs home. Expert weights arrive
     whole on their embed axis (fsdp is all-gathered, as for any weight) and split on
     their hidden axis, whose partial outputs are summed over the tensor axis. Without
-    such a mesh it is "capacity". Exact when capacity_factor ≥ E / K.
+    such a mesh, or with fewer than E/K tokens per device (decode steps), it is
+    "capacity". Exact when capacity_factor ≥ E / K.
 
 The first three leave the partitioning of the dispatch to XLA (GSPMD); "all_to_all"
 fixes the communication to the two exchanges of [E, capacity, D] tokens per layer.
@@ -159,9 +160,12 @@ def all_to_all_dispatch(xt, gates, experts, w_gate, w_up, w_down, cfg: ModelConf
   size = dict(mesh.shape) if not mesh.empty else {}
   n_ep = math.prod(size.get(a, 1) for a in ep)
   n_batch = math.prod(size.get(a, 1) for a in batch)
-  if n_ep == 1 or not set(ep) <= set(batch) or xt.shape[0] % n_batch:
+  if (n_ep == 1 or not set(ep) <= set(batch) or xt.shape[0] % n_batch
+      or xt.shape[0] // n_batch * cfg.n_activated_experts < E):
     # Nothing to exchange: no expert axis, or tokens not split over it (rules that keep
-    # the batch off it; a decode batch that does not divide the mesh). XLA partitions it.
+    # the batch off it; a decode batch that does not divide the mesh). Or too little: a
+    # device with fewer assignments than experts (a decode step: T_l = its rows) would
+    # send E·cap mostly empty slots, where XLA's partitioning moves only [T, D] outputs.
     return _bucketed(xt, gates, experts, E, capacity(xt.shape[0], cfg),
                      lambda b: _experts_ffn(b, w_gate, w_up, w_down))
   axis = ep[0] if len(ep) == 1 else ep
