@@ -165,6 +165,27 @@ def test_hugging_face_weights_load_straight_onto_their_shards():
   chex.assert_trees_all_equal(sharding.shard_params(cfg, whole, mesh), whole)
 
 
+def test_a_shard_of_hugging_face_weights_reads_only_its_tensors(monkeypatch):
+  """What a device's shard costs a host: its own piece, read from the HF tensors it
+  overlaps and no others (a 671B host cannot hold the stacked [58, 256, 7168, 2048])."""
+  import os
+
+  import r1jax
+  from r1jax.models import hf
+  base = os.path.join(os.path.dirname(r1jax.__file__), "assets", "tiny_base")
+  cfg, whole = hf.load_hf_checkpoint(base)
+  read = []
+  get = hf._Checkpoint.get
+  monkeypatch.setattr(hf._Checkpoint, "get", lambda self, name: read.append(name) or get(self, name))
+  slots, layout = hf._slots(cfg, ("moe_layers", "moe", "w_gate"))
+  leaf = whole["params"]["moe_layers"]["moe"]["w_gate"]  # [3 layers, 16 experts, 128, 64]
+  index = (slice(1, 2), slice(8, 16), slice(64, 128))  # layer 1, experts 8-15, half of D
+  piece = hf._read_piece(hf._Checkpoint(base, (128, 128)), slots, layout, leaf, index)
+  np.testing.assert_array_equal(piece, np.asarray(leaf)[index])
+  layer = cfg.n_dense_layers + 1
+  assert read == [f"model.layers.{layer}.mlp.experts.{e}.gate_proj.weight" for e in range(8, 16)]
+
+
 @pytest.mark.parametrize("axes, match", [
     (dict(data=3), r"3 devices, but 8 are available"),
     (dict(data=-1, fsdp=-1), "at most one mesh axis may be -1"),

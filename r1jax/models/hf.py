@@ -363,7 +363,9 @@ class _Checkpoint:
       self.tensors[f"{prefix}{e}.up_proj.weight"] = gate_up[e, F:]
       self.tensors[f"{prefix}{e}.down_proj.weight"] = down[e]
 
-  def get(self, name: str, shape: tuple, what: str) -> np.ndarray:
+  def check(self, name: str, shape: tuple, what: str) -> None:
+    """Raises unless `name` exists with `shape` (read from the header, not the data);
+    marks it (and its FP8 scale) as used."""
     if name not in self.tensors:
       raise ValueError(f"{self.path}: tensor {name!r} is missing (it holds r1jax {what})")
     a = self.tensors[name]
@@ -371,11 +373,30 @@ class _Checkpoint:
       raise ValueError(f"{self.path}: tensor {name!r} has shape {list(a.shape)}, expected "
                        f"{list(shape)} (for r1jax {what})")
     self.used.add(name)
-    scale = self.tensors.get(name + "_scale_inv")
-    if scale is not None:
+    if name + "_scale_inv" in self.tensors:
       self.used.add(name + "_scale_inv")
-      a = dequantize_fp8(a, scale, self.fp8_block, name)
-    return a
+
+  def get(self, name: str) -> np.ndarray:
+    """The (checked) tensor's values, FP8 dequantized."""
+    a, scale = self.tensors[name], self.tensors.get(name + "_scale_inv")
+    return a if scale is None else dequantize_fp8(a, scale, self.fp8_block, name)
+
+
+def _read_piece(ckpt: _Checkpoint, slots, layout: str, spec, index: tuple) -> np.ndarray:
+  """The part `index` (slices, one per leading axis at most) of an r1jax leaf of shape
+  spec.shape, read from the HF tensors of the slots it overlaps and nothing else: a
+  device's shard of a stacked [layers, experts, D, F] leaf costs its own bytes of host
+  memory, plus one HF tensor at a time."""
+  index = tuple(index) + (slice(None),) * (len(spec.shape) - len(index))
+  ranges = [range(*sl.indices(n)) for sl, n in zip(index, spec.shape)]
+  out = np.empty([len(r) for r in ranges], spec.dtype)
+  for idx, hf_name in slots:
+    lead = ranges[:len(idx)]
+    if all(i in r for i, r in zip(idx, lead)):
+      shape = spec.shape[len(idx):]
+      tensor = _to_r1jax(ckpt.get(hf_name), layout, shape)
+      out[tuple(i - r.start for i, r in zip(idx, lead))] = tensor[index[len(idx):]]
+  return out
 
 
 def load_hf_checkpoint(path: str, *, dtype: str | None = None, name: str | None = None,
@@ -385,9 +406,10 @@ def load_hf_checkpoint(path: str, *, dtype: str | None = None, name: str | None 
   params has exactly the tree, shapes and dtypes of `init_params(cfg, ...)`; parameters are
   cast to `dtype` (default float32, which becomes cfg.param_dtype), the router bias stays
   float32. cfg.n_mtp_modules counts the MTP layers present in the weights (0 if none).
-  Tensors are read one at a time into host memory; with a `mesh`, each goes straight to
-  its shards there (`sharding.param_shardings`: every device gets only its own piece,
-  every process copies only its devices'), otherwise onto the default device.
+  Tensors are read one at a time into host memory; with a `mesh`, each device's shard is
+  assembled from the HF tensors it overlaps (`sharding.param_shardings`): no process holds
+  more than its devices' shards plus one HF tensor, so 671B loads on hosts that cannot
+  hold the model. Without a mesh, each leaf is built whole on the default device.
   """
   config_file = os.path.join(path, "config.json")
   if not os.path.exists(config_file):
@@ -404,7 +426,7 @@ def load_hf_checkpoint(path: str, *, dtype: str | None = None, name: str | None 
   cfg = cfg.replace(n_mtp_modules=n_mtp, param_dtype=dtype or "float32")
 
   if mesh is not None:
-    from r1jax.sharding import param_shardings, place
+    from r1jax.sharding import param_shardings
     shardings = param_shardings(cfg, mesh)
   else:
     shardings = jax.tree.map(lambda _: None, _shapes(cfg))
@@ -412,11 +434,12 @@ def load_hf_checkpoint(path: str, *, dtype: str | None = None, name: str | None 
   def load(keys, spec, sharding):
     path_ = tuple(k.key for k in keys)
     slots, layout = _slots(cfg, path_[1:])
-    out = np.empty(spec.shape, spec.dtype)
-    for idx, hf_name in slots:
-      shape = spec.shape[len(idx):]
-      out[idx] = _to_r1jax(ckpt.get(hf_name, _hf_shape(layout, shape), "/".join(path_)), layout, shape)
-    return jnp.asarray(out) if sharding is None else place(out, sharding)
+    for idx, hf_name in slots:  # every process checks every tensor, and reads only its own
+      ckpt.check(hf_name, _hf_shape(layout, spec.shape[len(idx):]), "/".join(path_))
+    piece = functools.partial(_read_piece, ckpt, slots, layout, spec)
+    if sharding is None:
+      return jnp.asarray(piece(()))
+    return jax.make_array_from_callback(spec.shape, sharding, piece)
 
   params = jax.tree_util.tree_map_with_path(load, _shapes(cfg), shardings)
   ignorable = {f"model.layers.{cfg.n_layers + k}.{c}" for k in range(n_mtp) for c in _MTP_COPIES}
