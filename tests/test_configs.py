@@ -24,8 +24,9 @@ def test_r1_zero_671b_config_runs_on_a_deepseek_v3_standin(tmp_path):
 
   c = grpo_zero_671b.get_config()
   c.init_from = str(deepseek_v3_standin(tmp_path / "v3_base"))
-  # the stand-in's scale, on this machine's devices; everything else as configured
-  c.mesh.fsdp, c.mesh.expert, c.mesh.data = 1, 1, -1
+  # the stand-in's scale, on this machine's devices; everything else as configured (its 8
+  # experts split over 2 devices: the all_to_all dispatch exchanges tokens, under remat)
+  c.mesh.fsdp, c.mesh.expert, c.mesh.data = 1, 2, -1
   c.model_overrides.dtype = "float32"
   c.rl.prompts_per_step, c.rl.num_generations, c.rl.max_new_tokens = 2, 4, 8
   c.data.num_eval = 2
