@@ -22,13 +22,16 @@ attention would take (MLA stores the latent and the rope key only).
 from __future__ import annotations
 
 import argparse
-import json
-import platform
+import sys
 import time
+from pathlib import Path
 
 import jax
 import numpy as np
 
+if __package__ != "benchmarks":  # run as a file: python benchmarks/<name>.py
+  sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from benchmarks import report  # noqa: E402
 from r1jax.models import ModelConfig, count_params, init_params, presets
 from r1jax.sampling import SamplingParams, generate
 
@@ -166,15 +169,7 @@ def main(argv=None) -> dict:
             r["hf"] = theirs
             r["speedup_vs_hf"] = r["decode_tokens_per_s"] / theirs["decode_tokens_per_s"]
         results.append(r)
-  report = {"benchmark": "decode", "device": kind, "jax": jax.__version__,
-            "host": platform.node(), "hbm_bytes_per_s": bandwidth, "args": vars(args),
-            "results": results}
-  text = json.dumps(report, indent=2, default=lambda x: float(np.asarray(x)))
-  print(text)
-  if args.out:
-    with open(args.out, "w") as f:
-      f.write(text + "\n")
-  return report
+  return report.emit("decode", kind, args, results, hbm_bytes_per_s=bandwidth)
 
 
 if __name__ == "__main__":

@@ -15,15 +15,17 @@ from __future__ import annotations
 
 import argparse
 import functools
-import json
-import platform
+import sys
 import time
+from pathlib import Path
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 import optax
 
+if __package__ != "benchmarks":  # run as a file: python benchmarks/<name>.py
+  sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from benchmarks import report  # noqa: E402
 from r1jax.models import count_params, forward, init_params, presets
 
 PEAK_BF16_FLOPS = {"H100": 989e12, "H200": 989e12, "A100": 312e12}  # dense, no sparsity
@@ -125,15 +127,8 @@ def main(argv=None):
     if ceiling:
       r["fraction_of_matmul_ceiling"] = r["model_tflops_per_s"] * 1e12 / ceiling
     results.append(r)
-  report = {"benchmark": "model_step", "device": kind, "jax": jax.__version__,
-            "host": platform.node(), "peak_bf16_flops": peak,
-            "matmul_ceiling_flops": ceiling, "args": vars(args), "results": results}
-  text = json.dumps(report, indent=2, default=lambda x: float(np.asarray(x)))
-  print(text)
-  if args.out:
-    with open(args.out, "w") as f:
-      f.write(text + "\n")
-  return report
+  return report.emit("model_step", kind, args, results, peak_bf16_flops=peak,
+                     matmul_ceiling_flops=ceiling)
 
 
 if __name__ == "__main__":
