@@ -139,6 +139,13 @@ def _bucketed(xt, gates, experts, n_experts: int, cap: int, run):
   return jnp.zeros_like(xt).at[token].add(ys)
 
 
+def capacity_dispatch(xt, gates, experts, w_gate, w_up, w_down, cfg: ModelConfig):
+  """The "capacity" dispatch: xt [T, D], gates/experts [T, K] -> routed output [T, D],
+  every expert's bucket [capacity(T), D] in one batched matmul."""
+  return _bucketed(xt, gates, experts, cfg.n_routed_experts, capacity(xt.shape[0], cfg),
+                   lambda b: _experts_ffn(b, w_gate, w_up, w_down))
+
+
 def _mesh_axes(names) -> tuple[str, ...]:
   """The mesh axes a logical name maps to under the current rules, as a tuple."""
   spec = nn.logical_to_mesh_axes((names,))[0]
@@ -166,8 +173,7 @@ def all_to_all_dispatch(xt, gates, experts, w_gate, w_up, w_down, cfg: ModelConf
     # the batch off it; a decode batch that does not divide the mesh). Or too little: a
     # device with fewer assignments than experts (a decode step: T_l = its rows) would
     # send E·cap mostly empty slots, where XLA's partitioning moves only [T, D] outputs.
-    return _bucketed(xt, gates, experts, E, capacity(xt.shape[0], cfg),
-                     lambda b: _experts_ffn(b, w_gate, w_up, w_down))
+    return capacity_dispatch(xt, gates, experts, w_gate, w_up, w_down, cfg)
   axis = ep[0] if len(ep) == 1 else ep
 
   def local(x, g, e, wg, wu, wd):
@@ -222,9 +228,8 @@ class MoE(nn.Module):
       h = jax.nn.silu(jax.lax.ragged_dot(xs, w_gate, sizes)) * jax.lax.ragged_dot(xs, w_up, sizes)
       ys = jax.lax.ragged_dot(h, w_down, sizes) * gates.reshape(-1)[order, None].astype(dt)
       routed = jnp.zeros_like(xt).at[token].add(ys)
-    elif cfg.moe_dispatch == "capacity":  # capacity-bucketed batched matmul
-      routed = _bucketed(xt, gates, experts, E, capacity(B * S, cfg),
-                         lambda b: _experts_ffn(b, w_gate, w_up, w_down))
+    elif cfg.moe_dispatch == "capacity":
+      routed = capacity_dispatch(xt, gates, experts, w_gate, w_up, w_down, cfg)
     else:
       routed = all_to_all_dispatch(xt, gates, experts, w_gate, w_up, w_down, cfg)
 
