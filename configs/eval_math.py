@@ -43,7 +43,7 @@ def get_config(variant: str = "tiny") -> ml_collections.ConfigDict:
   c.data.limit = 0  # problems per dataset without an "@<limit>"; 0: all
   c.data.template = "r1_zero"  # r1_zero | r1_chat | none
   c.data.instruction = ""
-  c.data.checker = "auto"  # auto | accuracy | arithmetic | countdown (r1jax.rl.rewards)
+  c.data.checker = "auto"  # auto | accuracy | arithmetic | countdown (r1jax.rewards)
 
   c.sampling = ml_collections.ConfigDict()
   c.sampling.num_samples = 4  # n completions per problem (the paper's k)

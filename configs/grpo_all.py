@@ -20,14 +20,14 @@ up to its last assistant turn), rewarded by `configs/reward_model.py`'s model re
 "helpful" on the summary, "harmless" on the whole response. R1 trains separate models on
 separate preference data; the tiny default has one, standing in for both. Reward-model
 scores enter as σ(logit) ∈ (0, 1), on the rule rewards' scale
-(`r1jax.rl.rewards.load_reward_models`). Metrics are logged overall (reward/mean,
+(`r1jax.rewards.load_reward_models`). Metrics are logged overall (reward/mean,
 reward/accuracy, eval/helpful, ...) and per source (reward/general/mean,
 eval/reasoning/accuracy, ...). Change the mixture from the command line:
 
     --config.data.sources.general.weight=3.0 --config.rl.reward_models.harmless.path=<dir>
 
 or add a source in a config of your own (keys: spec, weight, rewards, and optionally eval,
-template, instruction, num_train; see `r1jax.rl.rollout`).
+template, instruction, num_train; see `r1jax.stages.grpo`).
 """
 
 import ml_collections

@@ -12,7 +12,7 @@ reward for language consistency by directly summing them to form the final rewar
 
 Prompts use R1's chat format (`r1_chat`, the format cold-start SFT taught), whose prompt
 ends in "<think>\\n": the completion is "reasoning\\n</think>\\n\\n<answer> X </answer>".
-The reward is accuracy + language (`r1jax.rl.rewards.language`, share of English word
+The reward is accuracy + language (`r1jax.rewards.language`, share of English word
 units in the CoT), as in the paper; the format reward R1-Zero needed is dropped, the
 cold-start model already writes the format. Start from another checkpoint with
 `--config.init_from=<workdir or Hugging Face dir>`. The target language is English; a

@@ -39,7 +39,7 @@ def get_config() -> ml_collections.ConfigDict:
   c.rl.top_p = 1.0
   c.rl.top_k = 0
   c.rl.stop_strings = ("</answer>",)
-  c.rl.loss = "grpo"  # grpo | dr_grpo | dapo | gspo (r1jax.rl.grpo.LOSS_PRESETS)
+  c.rl.loss = "grpo"  # grpo | dr_grpo | dapo | gspo (r1jax.losses.grpo.LOSS_PRESETS)
   c.rl.beta = 0.001  # KL coefficient (R1-Zero)
   c.rl.epsilon = 0.2
   c.rl.epsilon_high = ml_collections.FieldReference(None, field_type=float)

@@ -28,7 +28,7 @@ def get_config() -> ml_collections.ConfigDict:
   c.model_overrides = ml_collections.ConfigDict(dict(dtype="bfloat16", remat="full",
                                                      moe_dispatch="all_to_all", n_mtp_modules=0))
   c.mesh = ml_collections.ConfigDict(dict(data=1, fsdp=-1, expert=16, tensor=1))
-  # Overrides of r1jax.sharding.DEFAULT_RULES, e.g. "embed:fsdp+expert,q_lora:fsdp"; the
+  # Overrides of r1jax.runtime.sharding.DEFAULT_RULES, e.g. "embed:fsdp+expert,q_lora:fsdp"; the
   # plan (`python -m r1jax.plan`) reads them too, so try a layout there first.
   c.sharding_rules = ""
 

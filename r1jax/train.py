@@ -3,8 +3,10 @@
 `config.stage` picks the batch source and the loss; the update step is the same pure,
 jitted function for every stage:
 
-    pretrain / sft   token batches from text -> masked next-token loss (r1jax.sft)
-    grpo             rollouts scored by rewards -> GRPO policy loss (r1jax.rl.rollout)
+    pretrain / sft   token batches from text -> masked next-token loss (r1jax.stages.lm)
+    grpo             rollouts scored by rewards -> GRPO policy loss (r1jax.stages.grpo)
+    reward_model     preference pairs -> Bradley-Terry loss (r1jax.stages.reward_model)
+    distill          teacher traces -> SFT (+ top-k logit KD) loss (r1jax.stages.distill)
 
 Each run writes `<workdir>/metrics.jsonl`, TensorBoard events and orbax checkpoints, and
 resumes from its latest checkpoint when started again with the same workdir.
@@ -24,54 +26,36 @@ import ml_collections
 import optax
 from tqdm import tqdm
 
-from r1jax import checkpoint as ckpt_lib
-from r1jax import sharding
-from r1jax.metrics import MetricsWriter
-from r1jax.models import ModelConfig, presets, update_router_biases
-from r1jax.tokenizers import load_tokenizer
+from r1jax.data.tokenizers import load_tokenizer, tokenizer_spec
+from r1jax.models import ModelConfig, update_router_biases
+from r1jax.models.loading import (check_same_model, init_weights, model_config,
+                                  model_config_dict)
+from r1jax.runtime import checkpoint as ckpt_lib
+from r1jax.runtime import distributed, sharding
+from r1jax.runtime.metrics import MetricsWriter
+from r1jax.runtime.optimizer import make_optimizer
+from r1jax.stages.distill import DistillStage
+from r1jax.stages.grpo import GRPOStage
+from r1jax.stages.lm import LMStage, SFTStage
+from r1jax.stages.reward_model import RewardModelStage
 
 State = dict[str, Any]
 
-
-def model_config(config: ml_collections.ConfigDict) -> ModelConfig:
-  """config.model names a preset, or is "from_checkpoint": the model init_from was made
-  with (a Hugging Face config.json, or the meta of an r1jax workdir's checkpoint)."""
-  overrides = dict(config.get("model_overrides", {}))
-  if config.model != "from_checkpoint":
-    return presets.get(config.model, **overrides)
-  src = config.get("init_from", "")
-  ckpt_lib.check_init_from(src)
-  path = os.path.join(src, "config.json")
-  if os.path.exists(path):
-    import json
-    from r1jax.models.hf import config_from_hf
-    with open(path) as f:
-      return config_from_hf(json.load(f)).replace(**overrides)
-  if src and os.path.isdir(os.path.join(src, "checkpoints")):
-    checkpointer = ckpt_lib.Checkpointer(src, async_save=False, create=False)
-    try:
-      saved = checkpointer.restore_meta()["model"]
-    finally:
-      checkpointer.close()
-    return ckpt_lib.model_config_from_dict(saved).replace(**overrides)
-  raise FileNotFoundError(f"config.model='from_checkpoint' reads {path} or the checkpoints of an "
-                          f"r1jax workdir, and {src!r} holds neither; set --config.init_from="
-                          "<a Hugging Face checkpoint directory or an r1jax workdir>")
+# config.stage -> the stage class that feeds the loop (`r1jax.stages.base`). "sft" on the
+# generated "tiny_base" documents is next-token training on text, as "pretrain" is.
+STAGES = {"pretrain": LMStage, "sft": SFTStage, "grpo": GRPOStage,
+          "reward_model": RewardModelStage, "distill": DistillStage}
 
 
-def tokenizer_spec(config: ml_collections.ConfigDict) -> str:
-  """config.tokenizer, where "from_checkpoint" means the tokenizer.json of init_from."""
-  return config.init_from if config.tokenizer == "from_checkpoint" else config.tokenizer
-
-
-def make_optimizer(config: ml_collections.ConfigDict) -> optax.GradientTransformation:
-  """AdamW with linear warm-up then cosine decay, after global-norm clipping."""
-  o = config.optim
-  schedule = optax.warmup_cosine_decay_schedule(
-      0.0, o.learning_rate, max(o.warmup_steps, 1), max(config.train.num_steps, o.warmup_steps + 1),
-      end_value=o.learning_rate * o.get("final_lr_fraction", 0.1))
-  return optax.chain(optax.clip_by_global_norm(o.grad_clip),
-                     optax.adamw(schedule, b1=o.b1, b2=o.b2, weight_decay=o.weight_decay))
+def make_stage(config: ml_collections.ConfigDict, cfg: ModelConfig, tokenizer, mesh):
+  """The stage object for `config.stage` (and, for "sft", config.data.source)."""
+  if config.stage not in STAGES:
+    raise ValueError(f"unknown config.stage={config.stage!r}; one of "
+                     f"{', '.join(map(repr, STAGES))}")
+  stage = STAGES[config.stage]
+  if config.stage == "sft" and config.data.get("source", "tiny_base") == "tiny_base":
+    stage = LMStage
+  return stage(config, cfg, tokenizer, mesh)
 
 
 def make_train_step(cfg: ModelConfig, loss_fn, optimizer, *, state_shardings=None,
@@ -112,37 +96,6 @@ def make_train_step(cfg: ModelConfig, loss_fn, optimizer, *, state_shardings=Non
   return jax.jit(step, donate_argnums=0, out_shardings=out_shardings)
 
 
-def init_weights(config, cfg: ModelConfig, rng, mesh, *, step: int | None = None):
-  """{"params", "buffers"} to start from, sharded on `mesh`: config.init_from (a Hugging
-  Face checkpoint dir, or an r1jax workdir's checkpoint `step`, default the latest), or
-  random from `rng` when init_from is empty."""
-  src = config.get("init_from", "")
-  if not src:
-    return sharding.init_sharded_params(cfg, rng, mesh)
-  ckpt_lib.check_init_from(src)
-  if os.path.exists(os.path.join(src, "config.json")):
-    from r1jax.models.hf import load_hf_checkpoint
-    sharding.check_divisibility(cfg, mesh)
-    hf_cfg, params = load_hf_checkpoint(src, mesh=mesh)
-    if cfg.n_mtp_modules < hf_cfg.n_mtp_modules:  # a stage that does not train MTP drops it
-      unused = {f"mtp_{k}" for k in range(cfg.n_mtp_modules + 1, hf_cfg.n_mtp_modules + 1)}
-      params = {c: {k: v for k, v in tree.items() if k not in unused} for c, tree in params.items()}
-      hf_cfg = hf_cfg.replace(n_mtp_modules=cfg.n_mtp_modules)
-    elif cfg.n_mtp_modules > hf_cfg.n_mtp_modules:
-      raise ValueError(f"{src} holds weights for {hf_cfg.n_mtp_modules} MTP module(s) but the "
-                       f"model wants {cfg.n_mtp_modules}; set "
-                       f"--config.model_overrides.n_mtp_modules={hf_cfg.n_mtp_modules}")
-    ckpt_lib.check_same_model(ckpt_lib.model_config_dict(hf_cfg), cfg, src)
-    return params
-  try:
-    _, weights = ckpt_lib.restore_run_weights(src, expected=cfg, step=step,
-                                              shardings=sharding.param_shardings(cfg, mesh))
-  except FileNotFoundError as e:
-    raise FileNotFoundError(f"config.init_from={src!r} holds neither a Hugging Face checkpoint "
-                            "(config.json) nor r1jax checkpoints (checkpoints/<step>)") from e
-  return weights
-
-
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[str, float]:
   """Runs `config` in `workdir` (resuming if it holds a checkpoint); returns the last metrics.
 
@@ -154,15 +107,13 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
 
 
 def _train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[str, float]:
-  from r1jax import stages  # the stage registry imports the heavier pieces lazily
-
   cfg = model_config(config)
   tokenizer = load_tokenizer(tokenizer_spec(config))
   if tokenizer.vocab_size > cfg.vocab_size:
     raise ValueError(f"tokenizer {config.tokenizer!r} has {tokenizer.vocab_size} ids but model "
                      f"{cfg.name!r} only {cfg.vocab_size}; pick a matching model or tokenizer")
   mesh = sharding.make_mesh(dict(config.mesh))
-  stage = stages.make_stage(config, cfg, tokenizer, mesh)
+  stage = make_stage(config, cfg, tokenizer, mesh)
   optimizer = make_optimizer(config)
   checkpointer = ckpt_lib.Checkpointer(workdir, max_to_keep=config.train.get("keep_checkpoints", 2))
 
@@ -176,10 +127,10 @@ def _train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict
   # Scalars (step, optimizer counts) are made on one device; replicate them on the mesh.
   state = jax.tree.map(lambda x: x if isinstance(x.sharding, jax.sharding.NamedSharding)
                        else jax.device_put(x, sharding.replicated(mesh)), state)
-  meta = {"model": ckpt_lib.model_config_dict(cfg), "config": config.to_json_best_effort()}
+  meta = {"model": model_config_dict(cfg), "config": config.to_json_best_effort()}
   if checkpointer.latest_step() is not None:
     saved_meta = checkpointer.restore_meta()
-    ckpt_lib.check_same_model(saved_meta["model"], cfg, checkpointer.directory)
+    check_same_model(saved_meta["model"], cfg, checkpointer.directory)
     state, saved_meta = checkpointer.restore(ckpt_lib.abstract(state))
     stage.set_data_state(saved_meta.get("data"))
     logging.warning("resumed from step %d in %s", int(state["step"]), workdir)
@@ -300,7 +251,6 @@ def run_cli(prog: str, run, what: str = "experiment") -> None:
 
 
 def _train_main(config: ml_collections.ConfigDict, workdir: str) -> None:
-  from r1jax import distributed
   distributed.initialize_from_env()  # a no-op unless SLURM / a TPU pod / R1JAX_* say so
   if distributed.is_main_process():
     print(f"r1jax: stage={config.stage} model={config.model} workdir={workdir} "

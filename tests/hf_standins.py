@@ -55,18 +55,18 @@ def write_reward_model(workdir, stage="reward_model") -> str:
   import jax.numpy as jnp
 
   from configs import reward_model as rm_config
-  from r1jax import checkpoint as ckpt_lib
-  from r1jax import reward_model as RM
-  from r1jax.models import init_params, presets
+  from r1jax.models import init_params, loading, presets
+  from r1jax.models import reward_model as rm_model
+  from r1jax.runtime import checkpoint as ckpt_lib
 
   cfg = presets.get("deepseek_v3_tiny")
   weights = init_params(cfg, jax.random.key(0))
-  head = RM.init_head(cfg)
-  weights["params"][RM.HEAD] = dict(head, w=0.05 * jax.random.normal(jax.random.key(1), (cfg.dim,)))
+  head = rm_model.init_head(cfg)
+  weights["params"][rm_model.HEAD] = dict(head, w=0.05 * jax.random.normal(jax.random.key(1), (cfg.dim,)))
   run = rm_config.get_config()
   run.stage = stage
   c = ckpt_lib.Checkpointer(str(workdir), async_save=False)
   c.save(1, dict(weights, step=jnp.ones((), jnp.int32)),
-         {"model": ckpt_lib.model_config_dict(cfg), "config": run.to_json_best_effort()})
+         {"model": loading.model_config_dict(cfg), "config": run.to_json_best_effort()})
   c.close()
   return str(workdir)

@@ -5,9 +5,9 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from r1jax import checkpoint as ckpt_lib
-from r1jax.metrics import MetricsWriter, read_metrics
-from r1jax.models import init_params, presets
+from r1jax.models import init_params, loading, presets
+from r1jax.runtime import checkpoint as ckpt_lib
+from r1jax.runtime.metrics import MetricsWriter, read_metrics
 
 CFG = presets.get("qwen2_tiny")
 
@@ -20,7 +20,7 @@ def _state():
 
 def test_round_trip_and_weights_only(tmp_path):
   state = _state()
-  meta = {"model": ckpt_lib.model_config_dict(CFG), "data": {"next_index": 12}}
+  meta = {"model": loading.model_config_dict(CFG), "data": {"next_index": 12}}
   c = ckpt_lib.Checkpointer(str(tmp_path))
   c.save(7, state, meta)
   c.close()
@@ -31,15 +31,15 @@ def test_round_trip_and_weights_only(tmp_path):
   jax.tree.map(lambda a, b: np.testing.assert_array_equal(a, b), restored, state)
   weights = c.restore_weights(ckpt_lib.abstract({"params": state["params"], "buffers": {}}))
   jax.tree.map(lambda a, b: np.testing.assert_array_equal(a, b), weights["params"], state["params"])
-  assert ckpt_lib.model_config_from_dict(meta2["model"]) == CFG
+  assert loading.model_config_from_dict(meta2["model"]) == CFG
   c.close()
 
 
 def test_other_model_is_refused():
-  saved = ckpt_lib.model_config_dict(CFG)
-  ckpt_lib.check_same_model(saved, CFG.replace(dtype="bfloat16"), "d")  # numerics may change
+  saved = loading.model_config_dict(CFG)
+  loading.check_same_model(saved, CFG.replace(dtype="bfloat16"), "d")  # numerics may change
   with pytest.raises(ValueError, match=r"different model \(dim: checkpoint 128 vs config 64"):
-    ckpt_lib.check_same_model(saved, CFG.replace(dim=64), "d")
+    loading.check_same_model(saved, CFG.replace(dim=64), "d")
 
 
 def test_no_checkpoint_is_a_clear_error(tmp_path):
@@ -48,7 +48,7 @@ def test_no_checkpoint_is_a_clear_error(tmp_path):
   # a reader pointed at a wrong path leaves nothing behind (a later writer would resume it)
   wrong = tmp_path / "typo"
   with pytest.raises(FileNotFoundError, match="no checkpoint under"):
-    ckpt_lib.restore_run_weights(str(wrong))
+    loading.restore_run_weights(str(wrong))
   assert not wrong.exists()
 
 

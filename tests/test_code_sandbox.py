@@ -13,8 +13,8 @@ import uuid
 
 import pytest
 
-from r1jax.rl.rewards import REWARDS, code as sandbox, score
-from r1jax.rl.rewards.code import (check_code, code_reward, extract_code, make_code_reward,
+from r1jax.rewards import REWARDS, code as sandbox, score
+from r1jax.rewards.code import (check_code, code_reward, extract_code, make_code_reward,
                                    parse_tests, run_program, sandbox_layers)
 
 LIMITS = dict(timeout=1.0, memory_mb=256)

@@ -12,14 +12,15 @@ import jax
 import pytest
 
 from configs import cold_start as cs_config
-from r1jax import checkpoint as ckpt_lib
-from r1jax import cold_start as cs
-from r1jax import evaluate as ev
-from r1jax import rejection_sample as rs
 from r1jax.data import tasks
 from r1jax.data.conversations import _cold_start_answer, load_conversations, tokenize
-from r1jax.rl.rewards.math import extract_answer
-from r1jax.tokenizers import load_tokenizer
+from r1jax.data.tokenizers import load_tokenizer
+from r1jax.models import loading
+from r1jax.recipe import cold_start as cs
+from r1jax.recipe import evaluate as ev
+from r1jax.recipe import rejection_sample as rs
+from r1jax.rewards.math import extract_answer
+from r1jax.runtime import checkpoint as ckpt_lib
 
 REPO = Path(__file__).resolve().parents[1]
 EOS = "<｜end▁of▁sentence｜>"
@@ -314,7 +315,7 @@ def test_sampling_from_an_r1_zero_workdir_end_to_end(tmp_path):
   cfg, weights = ev.load_model(c, ev.make_mesh(dict(c.mesh)))
   ckpt = ckpt_lib.Checkpointer(str(tmp_path / "grpo_zero"), async_save=False)
   ckpt.save(5, dict(weights, step=jax.numpy.zeros((), jax.numpy.int32)),
-            {"model": ckpt_lib.model_config_dict(cfg)})
+            {"model": loading.model_config_dict(cfg)})
   ckpt.close()
   c.init_from = str(tmp_path / "grpo_zero")
   c.data.datasets = ("arithmetic:train@16",)

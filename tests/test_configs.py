@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from r1jax.metrics import read_metrics
+from r1jax.runtime.metrics import read_metrics
 from r1jax.train import train_and_evaluate
 from tests.hf_standins import deepseek_v3_standin
 

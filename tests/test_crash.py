@@ -18,8 +18,9 @@ import jax
 import numpy as np
 import pytest
 
-from r1jax import checkpoint as ckpt_lib
-from r1jax.metrics import read_metrics
+from r1jax.models import loading
+from r1jax.runtime import checkpoint as ckpt_lib
+from r1jax.runtime.metrics import read_metrics
 
 ROOT = Path(__file__).resolve().parents[1]
 STEPS = 6
@@ -82,8 +83,8 @@ def _assert_same_run(a: Path, b: Path) -> None:
   ra, rb = _rows(a), _rows(b)
   assert [r["step"] for r in rb] == list(range(STEPS + 1))
   assert ra == rb  # every logged number, bit for bit
-  wa = ckpt_lib.restore_run_weights(str(a))[1]
-  wb = ckpt_lib.restore_run_weights(str(b))[1]
+  wa = loading.restore_run_weights(str(a))[1]
+  wb = loading.restore_run_weights(str(b))[1]
   jax.tree.map(np.testing.assert_array_equal, wa, wb)
 
 
@@ -142,7 +143,7 @@ def test_sigterm_and_ctrl_c_save_then_stop(straight_run, tmp_path):
 
 
 def test_a_torn_metrics_line_is_dropped_on_resume(tmp_path):
-  from r1jax.metrics import MetricsWriter
+  from r1jax.runtime.metrics import MetricsWriter
 
   path = tmp_path / "metrics.jsonl"
   path.write_text("".join(json.dumps({"step": s, "loss": 1.0}) + "\n" for s in range(4))

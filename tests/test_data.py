@@ -6,7 +6,8 @@ import random
 import pytest
 
 from r1jax.data import tasks
-from r1jax.data.datasets import PromptIterator, load_prompts, read_jsonl
+from r1jax.data.datasets import PromptIterator, load_prompts
+from r1jax.data.jsonl import read_jsonl
 
 
 def test_addition_cot_is_right():

@@ -10,14 +10,17 @@ import pytest
 
 from configs import distill as distill_config
 from configs import sft_cold_start
-from r1jax import checkpoint as ckpt_lib
-from r1jax import distill, sharding, stages
+from r1jax import train
 from r1jax.data import conversations as C
-from r1jax.metrics import read_metrics
-from r1jax.models import forward, init_params, presets
+from r1jax.data.tokenizers import load_tokenizer
+from r1jax.losses import distill as distill_loss
+from r1jax.losses.lm import make_lm_loss
+from r1jax.models import forward, init_params, loading, presets
 from r1jax.models.hf import load_hf_checkpoint, save_hf_checkpoint
-from r1jax.sft import make_lm_loss
-from r1jax.tokenizers import load_tokenizer
+from r1jax.runtime import checkpoint as ckpt_lib
+from r1jax.runtime import sharding
+from r1jax.runtime.metrics import read_metrics
+from r1jax.stages import distill
 from r1jax.train import train_and_evaluate
 from tests.hf_standins import write_bpe_tokenizer
 
@@ -54,21 +57,21 @@ def test_topk_kl_matches_numpy():
   teacher = rng.normal(size=(2, 5, 13)).astype(np.float32) * 3
   mask = rng.integers(0, 2, (2, 5)).astype(np.float32)
   for k, tau in [(4, 1.0), (4, 2.0), (13, 0.5)]:
-    ids, logp, mass = distill.teacher_topk(jnp.asarray(teacher), k, tau)
+    ids, logp, mass = distill_loss.teacher_topk(jnp.asarray(teacher), k, tau)
     assert ids.shape == logp.shape == (2, 5, k) and mass.shape == (2, 5)
     np.testing.assert_allclose(np.exp(logp).sum(-1), 1.0, rtol=1e-6)
     full = np.exp(_np_log_softmax(teacher / tau))
     np.testing.assert_allclose(mass, np.sort(full, -1)[..., ::-1][..., :k].sum(-1), rtol=1e-5)
-    got = distill.topk_forward_kl(jnp.asarray(student), ids, logp, jnp.asarray(mask), tau)
+    got = distill_loss.topk_forward_kl(jnp.asarray(student), ids, logp, jnp.asarray(mask), tau)
     np.testing.assert_allclose(got, _np_kd(student, teacher, mask, k, tau), rtol=1e-5)
   # a student that copies the teacher's full distribution pays −log(top-k mass) for what
   # it puts outside the top k, and nothing with k = V
-  ids, logp, mass = distill.teacher_topk(jnp.asarray(teacher), 4, 1.0)
-  np.testing.assert_allclose(distill.topk_forward_kl(jnp.asarray(teacher), ids, logp,
+  ids, logp, mass = distill_loss.teacher_topk(jnp.asarray(teacher), 4, 1.0)
+  np.testing.assert_allclose(distill_loss.topk_forward_kl(jnp.asarray(teacher), ids, logp,
                                                      jnp.ones((2, 5)), 1.0),
                              -np.log(mass).mean(), rtol=1e-5)
-  ids, logp, _ = distill.teacher_topk(jnp.asarray(teacher), 13, 1.0)
-  assert abs(distill.topk_forward_kl(jnp.asarray(teacher), ids, logp, jnp.ones((2, 5)), 1.0)) < 1e-5
+  ids, logp, _ = distill_loss.teacher_topk(jnp.asarray(teacher), 13, 1.0)
+  assert abs(distill_loss.topk_forward_kl(jnp.asarray(teacher), ids, logp, jnp.ones((2, 5)), 1.0)) < 1e-5
 
 
 def test_distill_loss_is_sft_plus_weighted_kd():
@@ -77,17 +80,17 @@ def test_distill_loss_is_sft_plus_weighted_kd():
   batch = _batch()
   T = batch["tokens"].shape[1]
   teacher_logits = jax.random.normal(jax.random.key(1), (2, T - 1, cfg.vocab_size)) * 4
-  ids, logp, mass = distill.teacher_topk(teacher_logits, 8, 2.0)
+  ids, logp, mass = distill_loss.teacher_topk(teacher_logits, 8, 2.0)
   kd_batch = dict(batch, teacher_ids=ids, teacher_logp=logp, teacher_topk_mass=mass)
 
   _, (want, _) = jax.jit(make_lm_loss(cfg))(params, batch)
-  loss0, (got, _) = jax.jit(distill.make_distill_loss(cfg, kd_weight=0.0, temperature=2.0))(
+  loss0, (got, _) = jax.jit(distill_loss.make_distill_loss(cfg, kd_weight=0.0, temperature=2.0))(
       params, kd_batch)
   assert float(loss0) == float(want["nll"])  # α = 0: exactly the SFT loss
   for key in ("nll", "token_accuracy"):
     assert float(got[key]) == float(want[key]), key
 
-  loss, (m, _) = jax.jit(distill.make_distill_loss(cfg, kd_weight=0.3, temperature=2.0))(
+  loss, (m, _) = jax.jit(distill_loss.make_distill_loss(cfg, kd_weight=0.3, temperature=2.0))(
       params, kd_batch)
   student = np.asarray(jax.jit(lambda b: forward(cfg, params, b["tokens"][:, :-1],
                                                  positions=b["positions"][:, :-1],
@@ -100,11 +103,11 @@ def test_distill_loss_is_sft_plus_weighted_kd():
                              rtol=1e-5)
   assert 0 <= float(m["kd_agreement"]) <= 1
   with pytest.raises(ValueError, match=r"kd_weight=1.5 must lie in \[0, 1\]"):
-    distill.make_distill_loss(cfg, kd_weight=1.5, temperature=1.0)
+    distill_loss.make_distill_loss(cfg, kd_weight=1.5, temperature=1.0)
   with pytest.raises(ValueError, match="temperature=0 must be > 0"):
-    distill.make_distill_loss(cfg, kd_weight=0.5, temperature=0)
+    distill_loss.make_distill_loss(cfg, kd_weight=0.5, temperature=0)
   with pytest.raises(ValueError, match=r"top_k=2000 must lie in \[1, 1024\]"):
-    distill.make_teacher_fn(cfg, top_k=2000, temperature=1.0, vocab_limit=1024)
+    distill_loss.make_teacher_fn(cfg, top_k=2000, temperature=1.0, vocab_limit=1024)
 
 
 def test_no_gradient_reaches_the_teacher():
@@ -113,8 +116,8 @@ def test_no_gradient_reaches_the_teacher():
   student = init_params(student_cfg, jax.random.key(0))
   teacher = init_params(teacher_cfg, jax.random.key(1))
   batch = _batch()
-  loss_fn = distill.make_distill_loss(student_cfg, kd_weight=1.0, temperature=1.0)
-  teacher_fn = distill.make_teacher_fn(teacher_cfg, top_k=8, temperature=1.0,
+  loss_fn = distill_loss.make_distill_loss(student_cfg, kd_weight=1.0, temperature=1.0)
+  teacher_fn = distill_loss.make_teacher_fn(teacher_cfg, top_k=8, temperature=1.0,
                                        vocab_limit=TOK.vocab_size)
   grads = jax.jit(jax.grad(lambda t: loss_fn(student, dict(batch, **teacher_fn(t, batch)))[0]))
   assert all(float(jnp.abs(g).max()) == 0 for g in jax.tree.leaves(grads(teacher)))
@@ -123,8 +126,8 @@ def test_no_gradient_reaches_the_teacher():
   z = jax.random.normal(jax.random.key(2), (2, 4, 9))
 
   def kl(teacher_logits):
-    ids, logp, _ = distill.teacher_topk(teacher_logits, 3, 1.0)
-    return distill.topk_forward_kl(z, ids, logp, jnp.ones((2, 4)), 1.0)
+    ids, logp, _ = distill_loss.teacher_topk(teacher_logits, 3, 1.0)
+    return distill_loss.topk_forward_kl(z, ids, logp, jnp.ones((2, 4)), 1.0)
 
   assert float(kl(2 * z)) != float(kl(3 * z))
   assert float(jnp.abs(jax.grad(kl)(2 * z)).max()) == 0
@@ -170,7 +173,7 @@ def teacher_workdir(tmp_path_factory):
   cfg, weights = load_hf_checkpoint(TINY_BASE)
   checkpointer = ckpt_lib.Checkpointer(workdir, async_save=False)
   state = dict(weights, step=jnp.zeros((), jnp.int32))
-  checkpointer.save(1, state, {"model": ckpt_lib.model_config_dict(cfg),
+  checkpointer.save(1, state, {"model": loading.model_config_dict(cfg),
                                "config": json.dumps({"stage": "sft", "tokenizer": "r1jax_tiny"})})
   checkpointer.close()
   return workdir
@@ -214,7 +217,7 @@ def test_distill_with_kd_end_to_end_and_resume(data_dir, teacher_workdir, tmp_pa
     assert rows[3][key] < rows[0][key], key
   # the student starts from its Hugging Face checkpoint, not from a random init
   _, start = load_hf_checkpoint(str(data_dir / "student"))
-  _, after = ckpt_lib.restore_run_weights(str(straight))
+  _, after = loading.restore_run_weights(str(straight))
   assert np.abs(np.asarray(after["params"]["embed"]) - start["params"]["embed"]).max() < 0.05
   # the teacher is reloaded, not checkpointed: a resumed run is the uninterrupted one
   train_and_evaluate(_config(data_dir, teacher_workdir, 2), str(split))
@@ -224,7 +227,7 @@ def test_distill_with_kd_end_to_end_and_resume(data_dir, teacher_workdir, tmp_pa
   for key in ("loss", "kd_kl", "data/epoch"):
     np.testing.assert_allclose([r[key] for r in b], [r[key] for r in a], rtol=1e-6, err_msg=key)
   jax.tree.map(lambda x, y: np.testing.assert_allclose(x, y, rtol=1e-6, atol=1e-7),
-               ckpt_lib.restore_run_weights(str(split))[1], after)
+               loading.restore_run_weights(str(split))[1], after)
 
 
 def test_stage_bad_input(data_dir, teacher_workdir, tmp_path):
@@ -237,16 +240,16 @@ def test_stage_bad_input(data_dir, teacher_workdir, tmp_path):
                                        r"teacher's 1024.*--config\.tokenizer=r1jax_tiny"):
     train_and_evaluate(c, str(tmp_path / "run"))
   c.distill.kd_weight = 0.0  # SFT on text traces: any tokenizer, and no teacher is loaded
-  stage = stages.make_stage(c, cfg, load_tokenizer(c.tokenizer), mesh)
+  stage = train.make_stage(c, cfg, load_tokenizer(c.tokenizer), mesh)
   assert isinstance(stage, distill.DistillStage) and stage.teacher is None
   c = _config(data_dir, str(tmp_path / "missing"), 1)
   with pytest.raises(FileNotFoundError, match=r"teacher=.*missing.*configs/sft_stage2\.py"):
-    stages.make_stage(c, cfg, TOK, mesh)
+    train.make_stage(c, cfg, TOK, mesh)
   c.distill.teacher = TINY_BASE  # a Hugging Face checkpoint without a tokenizer.json
   with pytest.raises(ValueError, match="set --config.distill.teacher_tokenizer="):
-    stages.make_stage(c, cfg, TOK, mesh)
+    train.make_stage(c, cfg, TOK, mesh)
   c.distill.teacher_tokenizer = "r1jax_tiny"
-  stage = stages.make_stage(c, cfg, TOK, mesh)
+  stage = train.make_stage(c, cfg, TOK, mesh)
   _, want = load_hf_checkpoint(TINY_BASE)
   jax.tree.map(np.testing.assert_array_equal, stage.teacher, want)
   batch, _ = stage.next_batch({"step": 0}, None)

@@ -23,7 +23,7 @@ import time
 import numpy as np
 import pytest
 
-from r1jax import distributed
+from r1jax.runtime import distributed
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SLURM = {"SLURM_JOB_ID": "42", "SLURM_NTASKS": "4", "SLURM_PROCID": "1", "SLURM_LOCALID": "1",
@@ -170,9 +170,11 @@ def _flat(tree) -> dict[str, np.ndarray]:
 def test_two_processes_train_like_one(tmp_path):
   import jax
 
-  from r1jax import checkpoint, plan, sharding, train
-  from r1jax.metrics import read_metrics
+  from r1jax.models import loading
   from r1jax.models.hf import load_hf_checkpoint
+  from r1jax.recipe import plan
+  from r1jax.runtime import checkpoint, optimizer, sharding
+  from r1jax.runtime.metrics import read_metrics
 
   from hf_standins import write_reward_model
   write_reward_model(tmp_path / "reward_model")
@@ -199,10 +201,10 @@ def test_two_processes_train_like_one(tmp_path):
   # The two-process checkpoint, restored whole (optimizer, reference, data) in this one
   # process onto 4 of its devices.
   config = _grpo_config(str(tmp_path / "reward_model"))
-  cfg = train.model_config(config)
+  cfg = loading.model_config(config)
   mesh = sharding.make_mesh(dict(config.mesh), jax.devices()[:4])
   ckpt = checkpoint.Checkpointer(str(tmp_path / "two" / "run"), async_save=False)
-  state, meta = ckpt.restore(plan.abstract_state(cfg, mesh, train.make_optimizer(config),
+  state, meta = ckpt.restore(plan.abstract_state(cfg, mesh, optimizer.make_optimizer(config),
                                                  with_ref=True))
   ckpt.close()
   assert int(state["step"]) == 3 and meta["data"]
@@ -256,13 +258,15 @@ def _worker(out: str, reward_model: str) -> None:
   """Runs `_grpo_config` in `<out>/run` and `_sft_config` in `<out>/sft` on a mesh over
   every process's devices; after each, every process restores the checkpoint and process
   0 saves its parameters."""
-  from r1jax import distributed as dist
+  from r1jax.runtime import distributed as dist
   dist.initialize_from_env()
 
   import jax
 
-  from r1jax import checkpoint, sharding, train
-  from r1jax.rl import rewards as rewards_lib
+  from r1jax import rewards as rewards_lib
+  from r1jax import train
+  from r1jax.models import loading, partitioning
+  from r1jax.runtime import sharding
 
   # A batch of 8 rows over the job's 4 devices: this process builds only the rows it holds.
   os.makedirs(out, exist_ok=True)
@@ -280,10 +284,10 @@ def _worker(out: str, reward_model: str) -> None:
   for name, config in (("run", _grpo_config(reward_model)), ("sft", _sft_config())):
     workdir = os.path.join(out, name)
     train.train_and_evaluate(config, workdir)
-    cfg = train.model_config(config)
+    cfg = loading.model_config(config)
     mesh = sharding.make_mesh(dict(config.mesh))
-    _, weights = checkpoint.restore_run_weights(workdir, expected=cfg,
-                                                shardings=sharding.param_shardings(cfg, mesh))
+    _, weights = loading.restore_run_weights(workdir, expected=cfg,
+                                             shardings=partitioning.param_shardings(cfg, mesh))
     params = sharding.to_host(weights["params"])  # a collective: every process gathers
     if dist.is_main_process():
       np.savez(os.path.join(out, f"{name}_params.npz"), **_flat(params))

@@ -13,9 +13,10 @@ import numpy as np
 import pytest
 
 from configs import eval_math
-from r1jax import checkpoint as ckpt_lib
-from r1jax import evaluate as ev
-from r1jax.rl.rewards import extract_answer
+from r1jax.models import loading
+from r1jax.recipe import evaluate as ev
+from r1jax.rewards import extract_answer
+from r1jax.runtime import checkpoint as ckpt_lib
 
 
 # ------------------------------------------------------------------------ pure metrics
@@ -194,7 +195,7 @@ def test_load_model_from_an_r1jax_workdir(tmp_path):
   cfg, weights = ev.load_model(c, mesh)  # the shipped Hugging Face directory
   ckpt = ckpt_lib.Checkpointer(str(tmp_path), async_save=False)
   ckpt.save(7, dict(weights, step=jax.numpy.zeros((), jax.numpy.int32)),
-            {"model": ckpt_lib.model_config_dict(cfg)})
+            {"model": loading.model_config_dict(cfg)})
   ckpt.close()
   c.init_from = str(tmp_path)
   cfg2, weights2 = ev.load_model(c, mesh)

@@ -27,10 +27,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from r1jax.data.datasets import read_jsonl
-from r1jax.rl.rewards import countdown, format as fmt, language, score
-from r1jax.rl.rewards.math import _WORKER, accuracy_reward, extract_answer, math_equal
-from r1jax.rl.templates import r1_zero_prompt
+from r1jax.data.jsonl import read_jsonl
+from r1jax.data.templates import r1_zero_prompt
+from r1jax.rewards import countdown, format as fmt, language, score
+from r1jax.rewards.math import _WORKER, accuracy_reward, extract_answer, math_equal
 
 PROMPT = r1_zero_prompt("What is 2 + 3?")
 PREFILLED = r1_zero_prompt("What is 2 + 3?", prefill_think=True)

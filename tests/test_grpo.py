@@ -8,8 +8,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from r1jax.rl import grpo
-from r1jax.rl.grpo import (LOSS_PRESETS, group_advantages, overlong_penalty, policy_loss,
+from r1jax.losses import grpo
+from r1jax.losses.grpo import (LOSS_PRESETS, group_advantages, overlong_penalty, policy_loss,
                            sequence_logps, token_entropy, zero_variance_groups)
 
 PRESETS = sorted(LOSS_PRESETS)
@@ -343,8 +343,8 @@ def test_chunked_logps_equal_the_full_head_values_and_gradients(chunk):
 
 @pytest.mark.parametrize("preset", ["deepseek_v3_tiny", "qwen2_tiny"])  # qwen2: tied head
 def test_token_logps_in_chunks_equal_the_full_head(preset):
+  from r1jax.losses.grpo import token_logps
   from r1jax.models import init_params, presets
-  from r1jax.rl.rollout import token_logps
   cfg = presets.get(preset)
   params = init_params(cfg, jax.random.key(0))
   tokens = jax.random.randint(jax.random.key(1), (2, 12), 0, cfg.vocab_size)

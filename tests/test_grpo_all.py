@@ -11,18 +11,18 @@ import pytest
 import r1jax
 from hf_standins import write_reward_model
 from configs import grpo_all
-from r1jax import checkpoint as ckpt_lib
-from r1jax import reward_model as RM
-from r1jax import sharding
+from r1jax import rewards
 from r1jax.data import conversations
 from r1jax.data.datasets import MixtureIterator, load_prompts
-from r1jax.metrics import read_metrics
-from r1jax.models import init_params
-from r1jax.rl import rewards
-from r1jax.rl.rollout import GRPOStage, encode_prompt, record_prompt
-from r1jax.rl.templates import r1_chat_prompt
-from r1jax.tokenizers import load_tokenizer
-from r1jax.train import model_config, train_and_evaluate
+from r1jax.data.templates import encode_prompt, r1_chat_prompt, record_prompt
+from r1jax.data.tokenizers import load_tokenizer
+from r1jax.models import init_params, loading
+from r1jax.models.loading import model_config
+from r1jax.rewards import reward_model as rm_reward
+from r1jax.runtime import sharding
+from r1jax.runtime.metrics import read_metrics
+from r1jax.stages.grpo import GRPOStage
+from r1jax.train import train_and_evaluate
 
 TOK = load_tokenizer("r1jax_tiny")
 TINY_BASE = os.path.join(os.path.dirname(r1jax.__file__), "assets", "tiny_base")
@@ -119,8 +119,8 @@ def test_conversation_prompts_are_what_sft_saw_before_the_answer(tmp_path):
 
 def test_reward_models_through_config_score_summary_or_everything(rm_workdir, monkeypatch):
   loads = []
-  restore = RM.restore_reward_weights
-  monkeypatch.setattr(RM, "restore_reward_weights", lambda *a, **k: loads.append(a) or restore(*a, **k))
+  restore = rm_reward.restore_reward_weights
+  monkeypatch.setattr(rm_reward, "restore_reward_weights", lambda *a, **k: loads.append(a) or restore(*a, **k))
   fns = rewards.load_reward_models({"helpful": {"path": rm_workdir, "view": "summary"},
                                     "harmless": {"path": rm_workdir, "view": "full"}})
   assert len(loads) == 1  # one run serving two views is read once
@@ -131,8 +131,8 @@ def test_reward_models_through_config_score_summary_or_everything(rm_workdir, mo
                  "2 + 0 = 2 , 1 + 3 = 4 , so 42 .\n</think>\n\n<answer> 42 </answer>",
                  "no think block at all"]
   sigmoid = lambda r: 1 / (1 + np.exp(-np.asarray(r)))
-  direct_summary = RM.load_reward_model(rm_workdir, score_only_summary=True)(prompts, completions)
-  direct_full = RM.load_reward_model(rm_workdir, score_only_summary=False)(prompts, completions)
+  direct_summary = rm_reward.load_reward_model(rm_workdir, score_only_summary=True)(prompts, completions)
+  direct_full = rm_reward.load_reward_model(rm_workdir, score_only_summary=False)(prompts, completions)
   helpful, harmless = fns["helpful"](prompts, completions), fns["harmless"](prompts, completions)
   np.testing.assert_allclose(helpful, sigmoid(direct_summary), rtol=1e-6)
   np.testing.assert_allclose(harmless, sigmoid(direct_full), rtol=1e-6)
@@ -253,5 +253,5 @@ def test_a_mixture_run_resumes_with_identical_metrics(rm_workdir, tmp_path):
   # the split run's step 1 ended a run, so it was evaluated too; the rest is bit for bit
   assert {k: v for k, v in b[1].items() if not k.startswith("eval/")} == a[1]
   assert b[0] == a[0] and b[2] == a[2]
-  jax.tree.map(np.testing.assert_array_equal, ckpt_lib.restore_run_weights(str(straight))[1],
-               ckpt_lib.restore_run_weights(str(split))[1])
+  jax.tree.map(np.testing.assert_array_equal, loading.restore_run_weights(str(straight))[1],
+               loading.restore_run_weights(str(split))[1])

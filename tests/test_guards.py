@@ -7,8 +7,8 @@ import optax
 import pytest
 
 from configs import pretrain_tiny
-from r1jax.metrics import read_metrics
 from r1jax.models import presets
+from r1jax.runtime.metrics import read_metrics
 from r1jax.train import make_train_step, train_and_evaluate
 
 

@@ -9,7 +9,7 @@ import jax
 import pytest
 
 from configs import grpo_zero, pretrain_tiny
-from r1jax import plan
+from r1jax.recipe import plan
 
 V5P_256 = dict(data=1, fsdp=32, expert=8, tensor=1)
 

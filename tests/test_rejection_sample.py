@@ -13,8 +13,8 @@ import numpy as np
 import pytest
 
 from configs import rejection_sample as rs_config
-from r1jax import rejection_sample as rs
 from r1jax.data.conversations import chat_pieces, load_conversations, write_jsonl
+from r1jax.recipe import rejection_sample as rs
 
 EOS = "<｜end▁of▁sentence｜>"
 

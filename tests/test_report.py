@@ -2,8 +2,8 @@
 
 import pytest
 
-from r1jax import report
-from r1jax.metrics import MetricsWriter
+from r1jax.runtime.metrics import MetricsWriter
+from r1jax.tools import report
 
 
 def test_report_png_and_markdown(tmp_path):

@@ -12,12 +12,12 @@ import time
 
 import pytest
 
+from r1jax import rewards
 from r1jax.data.datasets import DATA_DIR
-from r1jax.rl import rewards
-from r1jax.rl.rewards import REWARDS, combine, get_reward, score
-from r1jax.rl.rewards import countdown, format as fmt, language
-from r1jax.rl.rewards.math import (accuracy_reward, extract_answer, gsm8k_gold, math_equal)
-from r1jax.rl.templates import r1_chat_prompt, r1_zero_prompt
+from r1jax.data.templates import r1_chat_prompt, r1_zero_prompt
+from r1jax.rewards import REWARDS, combine, get_reward, score
+from r1jax.rewards import countdown, format as fmt, language
+from r1jax.rewards.math import (accuracy_reward, extract_answer, gsm8k_gold, math_equal)
 
 PROMPT = r1_zero_prompt("What is 2 + 3?")
 

@@ -179,13 +179,14 @@ def test_sampled_logps_match_full_forward(cfg):
 def test_sharded_sampling_equals_one_device():
   """The same sampler on parameters split over a mesh (batch over fsdp/expert, experts
   over expert, heads over tensor) samples what one device does."""
-  from r1jax import sharding
+  from r1jax.models import partitioning
+  from r1jax.runtime import sharding
   mesh = sharding.make_mesh(dict(fsdp=2, expert=2, tensor=2))
   prompts = PROMPTS * 3 + [[3, 4]] * 2  # 11 prompts: the batch need not divide the mesh
   sp = SamplingParams(M, n=2, seed=3, temperature=0.8)
   want = generate(DS, _params(DS), prompts, sp)
   with sharding.activation_sharding(mesh):
-    got = generate(DS, sharding.shard_params(DS, _params(DS), mesh), prompts, sp)
+    got = generate(DS, partitioning.shard_params(DS, _params(DS), mesh), prompts, sp)
   np.testing.assert_array_equal(got.tokens, want.tokens)
   np.testing.assert_allclose(got.logps_model, want.logps_model, atol=1e-5, rtol=0)
 

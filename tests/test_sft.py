@@ -8,13 +8,13 @@ import numpy as np
 import pytest
 
 from configs import sft_cold_start, sft_stage2
-from r1jax import sharding
 from r1jax.data import conversations as C
+from r1jax.data.templates import ASSISTANT, EOS, r1_chat_prompt
+from r1jax.data.tokenizers import load_tokenizer
+from r1jax.losses.lm import make_lm_loss, token_batch
 from r1jax.models import init_params, presets
 from r1jax.models.hf import load_hf_checkpoint
-from r1jax.rl.templates import ASSISTANT, EOS, r1_chat_prompt
-from r1jax.sft import make_lm_loss, token_batch
-from r1jax.tokenizers import load_tokenizer
+from r1jax.runtime import sharding
 
 TOK = load_tokenizer("r1jax_tiny")
 
@@ -208,12 +208,13 @@ def test_bad_input(tmp_path, caplog):
 
 
 def test_configs_build_their_stages(tmp_path):
-  from r1jax import stages
+  from r1jax import train
+  from r1jax.stages import lm as stages
 
   cfg = presets.get("deepseek_v3_tiny")
   mesh = sharding.make_mesh({"data": -1, "fsdp": 1, "expert": 1, "tensor": 1})
   c = sft_stage2.get_config()
-  stage = stages.make_stage(c, cfg, TOK, mesh)
+  stage = train.make_stage(c, cfg, TOK, mesh)
   assert isinstance(stage, stages.SFTStage) and len(stage.train_iter.examples) == 8000
   assert stage.eval_batches and stage.eval_batches[0]["tokens"].shape == (32, 256)
   # a JSONL source with a held-out fraction; "tiny_base" stays the pretraining text
@@ -221,16 +222,16 @@ def test_configs_build_their_stages(tmp_path):
   c.data.source = str(tmp_path / "cold.jsonl")
   C.write_jsonl(c.data.source, C.arithmetic_conversations("train", 40))
   c.data.eval_source, c.data.eval_fraction = "", 0.25
-  stage = stages.make_stage(c, cfg, TOK, mesh)
+  stage = train.make_stage(c, cfg, TOK, mesh)
   assert len(stage.train_iter.examples) == 30 and len(stage.eval_batches) == 1
   c.data.source = "tiny_base"
   c.data.update(num_train=8, num_eval=8, p_format=0.5, p_correct=0.5)
-  assert isinstance(stages.make_stage(c, cfg, TOK, mesh), stages.LMStage)
+  assert isinstance(train.make_stage(c, cfg, TOK, mesh), stages.LMStage)
 
 
 def test_packed_mtp_loss_is_mtp_loss_for_one_sequence_per_row():
+  from r1jax.losses.lm import packed_mtp_loss
   from r1jax.models import mtp_loss
-  from r1jax.sft import packed_mtp_loss
 
   rng = np.random.default_rng(0)
   logits = rng.normal(size=(2, 3, 10, 7)).astype(np.float32)

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 from jax.sharding import PartitionSpec as P
 
-from r1jax import sharding
-from r1jax.models import forward, init_params, presets
+from r1jax.models import forward, init_params, partitioning, presets
+from r1jax.runtime import sharding
 
 CFG = presets.get("deepseek_v3_tiny")
 
@@ -39,11 +39,11 @@ def test_eight_host_devices():
 def test_sharded_loss_and_grads_equal_one_device(reference, axes):
   params, tokens, ref_loss, ref_grads = reference
   mesh = sharding.make_mesh(axes)
-  sharding.check_divisibility(CFG, mesh, batch_size=tokens.shape[0])
-  sharded = sharding.shard_params(CFG, params, mesh)
+  partitioning.check_divisibility(CFG, mesh, batch_size=tokens.shape[0])
+  sharded = partitioning.shard_params(CFG, params, mesh)
   tokens_s = jax.device_put(tokens, sharding.batch_sharding(mesh))
   step = jax.jit(jax.value_and_grad(lambda p, t: _loss(CFG, p, t)),
-                 out_shardings=(sharding.replicated(mesh), sharding.param_shardings(CFG, mesh)))
+                 out_shardings=(sharding.replicated(mesh), partitioning.param_shardings(CFG, mesh)))
   loss, grads = step(sharded, tokens_s)
   np.testing.assert_allclose(loss, ref_loss, rtol=1e-5)
   chex.assert_trees_all_close(grads, ref_grads, atol=1e-5)
@@ -62,7 +62,7 @@ def test_expert_parallel_dispatches_equal_one_device(dispatch):
   grad = jax.value_and_grad(lambda p, t: _loss(cfg, p, t))
   ref_loss, ref_grads = jax.jit(grad)(params, tokens)
   mesh = sharding.make_mesh(dict(data=2, fsdp=2, expert=2))
-  loss, grads = jax.jit(grad)(sharding.shard_params(cfg, params, mesh),
+  loss, grads = jax.jit(grad)(partitioning.shard_params(cfg, params, mesh),
                               jax.device_put(tokens, sharding.batch_sharding(mesh)))
   np.testing.assert_allclose(loss, ref_loss, rtol=1e-5)
   chex.assert_trees_all_close(grads, ref_grads, atol=1e-5)
@@ -89,7 +89,7 @@ def test_all_to_all_expert_parallelism(axes):
     cfg = base.replace(capacity_factor=factor)
     grad = jax.jit(jax.value_and_grad(lambda p, t: _loss(cfg, p, t)))
     with sharding.activation_sharding(mesh):
-      args = (sharding.shard_params(cfg, params, mesh),
+      args = (partitioning.shard_params(cfg, params, mesh),
               jax.device_put(tokens, sharding.batch_sharding(mesh)))
       assert "stablehlo.all_to_all" in grad.lower(*args).as_text()  # the exchange, as written
       loss, grads = grad(*args)
@@ -116,7 +116,7 @@ def test_all_to_all_exchanges_only_batches_with_an_assignment_per_expert():
   for length, exchanged in ((3, False), (4, True)):  # T_l·K = 12 or 16 assignments
     tokens = jax.random.randint(jax.random.key(1), (8, length), 0, cfg.vocab_size)
     with sharding.activation_sharding(mesh):
-      args = (sharding.shard_params(cfg, params, mesh),
+      args = (partitioning.shard_params(cfg, params, mesh),
               jax.device_put(tokens, sharding.batch_sharding(mesh)))
       # (the program as written, before XLA's partitioner adds collectives of its own)
       assert ("stablehlo.all_to_all" in f.lower(*args).as_text()) == exchanged
@@ -126,7 +126,7 @@ def test_all_to_all_exchanges_only_batches_with_an_assignment_per_expert():
 
 def test_every_parameter_follows_the_rules():
   mesh = sharding.make_mesh(dict(fsdp=2, expert=2, tensor=2))
-  params = sharding.init_sharded_params(CFG, jax.random.key(0), mesh)
+  params = partitioning.init_sharded_params(CFG, jax.random.key(0), mesh)
   p = params["params"]
   expect = {
       ("embed",): P("tensor", "fsdp"),
@@ -160,11 +160,11 @@ def test_hugging_face_weights_load_straight_onto_their_shards():
   mesh = sharding.make_mesh(dict(fsdp=2, expert=2, tensor=2))
   cfg, whole = load_hf_checkpoint(base)
   _, sharded = load_hf_checkpoint(base, mesh=mesh)
-  want = sharding.param_shardings(cfg, mesh)
+  want = partitioning.param_shardings(cfg, mesh)
   chex.assert_trees_all_equal(sharded, whole)
   for a, s in zip(jax.tree.leaves(sharded), jax.tree.leaves(want)):
     assert a.sharding == s
-  chex.assert_trees_all_equal(sharding.shard_params(cfg, whole, mesh), whole)
+  chex.assert_trees_all_equal(partitioning.shard_params(cfg, whole, mesh), whole)
 
 
 def test_a_shard_of_hugging_face_weights_reads_only_its_tensors(monkeypatch):
@@ -212,7 +212,7 @@ def test_minus_one_takes_the_rest():
 ])
 def test_indivisible_shapes(cfg, axes, batch, match):
   with pytest.raises(ValueError, match=match):
-    sharding.check_divisibility(cfg, sharding.make_mesh(axes), batch_size=batch)
+    partitioning.check_divisibility(cfg, sharding.make_mesh(axes), batch_size=batch)
 
 
 def test_activations_follow_the_batch_split_under_fsdp():
@@ -223,7 +223,7 @@ def test_activations_follow_the_batch_split_under_fsdp():
 
   def temp_bytes(axes, pinned):
     mesh = sharding.make_mesh(axes)
-    params = sharding.init_sharded_params(cfg, jax.random.key(0), mesh)
+    params = partitioning.init_sharded_params(cfg, jax.random.key(0), mesh)
     t = jax.device_put(tokens, sharding.batch_sharding(mesh))
     step = jax.jit(jax.value_and_grad(lambda p, x: forward(cfg, p, x).mean()))
     ctx = sharding.activation_sharding(mesh) if pinned else contextlib.nullcontext()
@@ -240,10 +240,10 @@ def test_rules_with_overrides_and_the_rules_context():
   rules = sharding.rules_with("embed:none,vocab:fsdp+tensor")
   assert dict(rules)["norm"] is None and len(rules) == len(sharding.DEFAULT_RULES) + 2
   mesh = sharding.make_mesh(dict(fsdp=4, tensor=2))
-  assert sharding.param_shardings(CFG, mesh)["params"]["embed"].spec == P("tensor", "fsdp")
+  assert partitioning.param_shardings(CFG, mesh)["params"]["embed"].spec == P("tensor", "fsdp")
   with sharding.use_rules(rules):  # every rules=None reads the context's table
     assert sharding.current_rules() == rules
-    assert sharding.param_shardings(CFG, mesh)["params"]["embed"].spec == P(("fsdp", "tensor"), None)
+    assert partitioning.param_shardings(CFG, mesh)["params"]["embed"].spec == P(("fsdp", "tensor"), None)
   assert sharding.current_rules() == sharding.DEFAULT_RULES
   for bad, match in [("embed", "is not logical_axis:mesh_axes"),
                      ("embd:fsdp", "unknown logical axis 'embd'"),

@@ -4,8 +4,8 @@ import pytest
 
 from r1jax.data import tasks
 from r1jax.data.datasets import load_prompts
-from r1jax.rl.rewards import score
-from r1jax.rl.rewards.countdown import check_countdown
+from r1jax.rewards import score
+from r1jax.rewards.countdown import check_countdown
 
 
 def _key(r):

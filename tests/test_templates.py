@@ -2,8 +2,8 @@
 
 import pytest
 
-from r1jax.rl import templates
-from r1jax.rl.templates import R1_ZERO_TEMPLATE, r1_chat_prompt, r1_zero_prompt
+from r1jax.data import templates
+from r1jax.data.templates import R1_ZERO_TEMPLATE, r1_chat_prompt, r1_zero_prompt
 
 # DeepSeek-R1, Table 1, typed from the paper.
 PAPER_TABLE_1 = (

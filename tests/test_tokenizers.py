@@ -8,7 +8,7 @@ import pytest
 import sentencepiece as spm
 import tokenizers as hf
 
-from r1jax.tokenizers import (TAGS, TINY_PATH, HFTokenizer, SentencePieceTokenizer, Tokenizer,
+from r1jax.data.tokenizers import (TAGS, TINY_PATH, HFTokenizer, SentencePieceTokenizer, Tokenizer,
                               load_tokenizer)
 
 TEXTS = [

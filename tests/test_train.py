@@ -5,8 +5,9 @@ import numpy as np
 import pytest
 
 from configs import grpo_zero, pretrain_tiny
-from r1jax import checkpoint as ckpt_lib
-from r1jax.metrics import read_metrics
+from r1jax.models import loading
+from r1jax.runtime import checkpoint as ckpt_lib
+from r1jax.runtime.metrics import read_metrics
 from r1jax.train import train_and_evaluate
 
 
@@ -22,7 +23,7 @@ def _pretrain_config(steps=3):
 
 
 def _weights(workdir):
-  return ckpt_lib.restore_run_weights(str(workdir))[1]
+  return loading.restore_run_weights(str(workdir))[1]
 
 
 @pytest.fixture(scope="module")
@@ -43,7 +44,7 @@ def test_pretrain_writes_metrics_and_checkpoints(base_workdir):
 
 def test_grpo_zero_from_the_base(base_workdir, tmp_path, monkeypatch):
   from r1jax import train
-  from r1jax.rl import rollout
+  from r1jax.stages import grpo as rollout
   # The colocated rollout samples from the training arrays themselves (no copy): the
   # parameters `generate` gets are the objects the train step then updates.
   sampled_from, trained = [], []
@@ -84,10 +85,10 @@ def test_grpo_zero_from_the_base(base_workdir, tmp_path, monkeypatch):
 
 
 def test_reference_refresh_every_n_steps():
-  from r1jax import sharding
-  from r1jax.rl.rollout import GRPOStage
-  from r1jax.tokenizers import load_tokenizer
-  from r1jax.train import model_config
+  from r1jax.data.tokenizers import load_tokenizer
+  from r1jax.models.loading import model_config
+  from r1jax.runtime import sharding
+  from r1jax.stages.grpo import GRPOStage
 
   c = grpo_zero.get_config()
   c.rl.prompts_per_step, c.rl.num_generations, c.rl.ref_update_every = 2, 4, 3
@@ -201,7 +202,7 @@ def test_export_hf_and_the_shipped_base(base_workdir, tmp_path):
   jax.tree.map(lambda a, b: np.testing.assert_array_equal(a, b), weights, saved)
   # the default R1-Zero config starts from the shipped base, the tiny preset's shape
   base_cfg, _ = load_hf_checkpoint(grpo_zero.get_config().init_from)
-  ckpt_lib.check_same_model(ckpt_lib.model_config_dict(base_cfg), presets.get("deepseek_v3_tiny"),
+  loading.check_same_model(loading.model_config_dict(base_cfg), presets.get("deepseek_v3_tiny"),
                             "r1jax/assets/tiny_base")
 
 

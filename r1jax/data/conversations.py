@@ -11,7 +11,7 @@ A conversation is a list of messages `[{"role": "system" | "user" | "assistant",
                           and two-turn arithmetic, for R1's stage-2 mix
 and "a,b" concatenates sources.
 
-Rendering (`chat_pieces`, `tokenize`) follows `r1jax.rl.templates.r1_chat_prompt`: BOS,
+Rendering (`chat_pieces`, `tokenize`) follows `r1jax.data.templates.r1_chat_prompt`: BOS,
 the system prompt, "<｜User｜>"+text, "<｜Assistant｜>"+answer+EOS. As there, earlier
 assistant turns keep only the text after their last "</think>" (R1 does not feed back past
 reasoning); the last assistant turn is the one being learned and keeps its reasoning.
@@ -39,8 +39,8 @@ from typing import Any, Iterator, Sequence
 import numpy as np
 
 from r1jax.data import tasks
-from r1jax.data.datasets import read_jsonl
-from r1jax.rl.templates import ASSISTANT, BOS, EOS, USER, r1_chat_prompt
+from r1jax.data.jsonl import read_jsonl
+from r1jax.data.templates import ASSISTANT, BOS, EOS, USER, r1_chat_prompt
 
 Messages = list[dict[str, str]]
 Example = tuple[Sequence[int], Sequence[int]]  # (token ids, loss mask), equal lengths
@@ -315,7 +315,7 @@ def pack(lengths: Sequence[int], seq_len: int, *, window: int = 64) -> list[list
 
 def packed_batch(rows: Sequence[Sequence[Example]], seq_len: int, pad_id: int,
                  batch_size: int | None = None) -> dict[str, np.ndarray]:
-  """A token batch (see `r1jax.sft`) of [B, seq_len] arrays from rows of examples.
+  """A token batch (see `r1jax.losses.lm`) of [B, seq_len] arrays from rows of examples.
 
   Example k of a row gets segment id k + 1 and positions 0, 1, …; padding has segment 0,
   loss mask 0 and pad_id. batch_size (default len(rows)) adds empty rows at the end.

@@ -21,15 +21,15 @@ several interleaved by weight; both resume exactly from `get_state()`.
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 from math import isfinite
-from typing import Any, Callable, Iterator, Mapping
+from typing import Any, Iterator, Mapping
 
 import grain
 
-from r1jax.data import tasks
+from r1jax.data import conversations, tasks
+from r1jax.data.jsonl import read_jsonl
 
 # The JSONL files live in the repository's data/ (see data/README.md); R1JAX_DATA_DIR
 # points elsewhere, e.g. for a non-editable install.
@@ -45,50 +45,6 @@ _FILES = {
 }
 
 
-def read_jsonl(path: str, required: tuple[str, ...], *, on_error: str = "raise",
-               parse: Callable[[dict], Any] | None = None, what: str = "malformed line") -> list:
-  """Rows of a JSONL file; malformed lines, lines missing a `required` field or rows that
-  `parse` (applied to each row; its result is kept) rejects with a ValueError raise a
-  ValueError naming the file and line number, or are skipped with a warning (counted, the
-  items called `what`s) when on_error="skip".
-
-  Lines end at "\\n" only and are decoded one by one, so that a line of invalid UTF-8,
-  binary garbage or JSON nested too deeply to parse is one malformed line, not the end of
-  the read. A UTF-8 byte-order mark at the start of a line (an editor's, or files joined
-  with `cat`) is dropped.
-  """
-  if on_error not in ("raise", "skip"):
-    raise ValueError(f"on_error must be 'raise' or 'skip', got {on_error!r}")
-  if not os.path.exists(path):
-    raise FileNotFoundError(f"dataset file not found: {path}")
-  rows, skipped = [], 0
-  with open(path, "rb") as f:
-    for lineno, raw in enumerate(f, 1):
-      try:
-        line = raw.decode("utf-8").removeprefix("\ufeff")
-        if not line.strip():
-          continue
-        row = json.loads(line)
-        if not isinstance(row, dict):
-          raise ValueError("not a JSON object")
-        missing = [k for k in required if k not in row]
-        if missing:
-          raise ValueError(f"missing field(s) {missing}")
-        if parse is not None:
-          row = parse(row)
-      except (ValueError, RecursionError) as e:  # UnicodeDecodeError is a ValueError
-        if on_error == "raise":
-          raise ValueError(f"{path}:{lineno}: {e}; fix the line or set "
-                           "config.data.on_error='skip'") from None
-        skipped += 1
-        continue
-      rows.append(row)
-  if skipped:
-    logging.warning("%s: skipped %d %s(s) of %d", path, skipped, what,
-                    skipped + len(rows))
-  return rows
-
-
 def _gsm8k_gold(answer_field: str) -> str:
   return answer_field.split("####")[-1].strip().replace(",", "")
 
@@ -98,8 +54,6 @@ def conversation_prompts(spec: str, *, seed: int = 0,
   """{"question", "messages"} records of the conversations of `spec` (a
   `conversations.load_conversations` spec): "messages" are the turns before the last
   assistant turn, which is left for the policy to write; "question" is the last user turn."""
-  from r1jax.data import conversations  # it imports this module's read_jsonl
-
   records, no_user = [], 0
   for msgs in conversations.load_conversations(spec, seed=seed, on_error=on_error):
     last = max(i for i, m in enumerate(msgs) if m["role"] == "assistant")
@@ -122,14 +76,12 @@ def load_prompts(spec: str, *, limit: int | None = None, seed: int = 0,
                  on_error: str = "raise", question_field: str = "question",
                  answer_field: str = "answer") -> list[dict[str, Any]]:
   """Prompt records for `spec` (see the module docstring)."""
-  from r1jax.data.conversations import GENERATED as CONVERSATION_SETS
-
   name, _, split = spec.partition(":")
   if name == "arithmetic":
     return tasks.arithmetic_examples(split or "train", limit or None, seed=seed)
   if name == "countdown":
     return tasks.countdown_examples(split or "train", limit or 2000, seed=seed)
-  if name == "chat" or name in CONVERSATION_SETS:
+  if name == "chat" or name in conversations.GENERATED:
     records = conversation_prompts(split if name == "chat" else spec, seed=seed,
                                    on_error=on_error)
   elif name in _FILES:
@@ -144,7 +96,7 @@ def load_prompts(spec: str, *, limit: int | None = None, seed: int = 0,
   else:
     raise ValueError(f"unknown prompt dataset {spec!r}: use one of "
                      f"{sorted(_FILES) + ['arithmetic', 'countdown']} (with ':train'/':test'), "
-                     f"a .jsonl path, a conversation set ({', '.join(CONVERSATION_SETS)} with "
+                     f"a .jsonl path, a conversation set ({', '.join(conversations.GENERATED)} with "
                      "':train'/':test') or chat:<conversations .jsonl>")
   return records[:limit] if limit else records
 

@@ -1,9 +1,16 @@
-"""Prompt templates: R1-Zero's plain-text template (R1 Table 1) and R1's chat format.
+"""Prompt rendering: R1-Zero's plain-text template (R1 Table 1) and R1's chat format.
 
   r1_zero_prompt("What is 2 + 3?")   the base-model prompt, ending in "Assistant:"
   r1_chat_prompt(messages)           <｜begin▁of▁sentence｜>{system}<｜User｜>{user}
                                      <｜Assistant｜>{answer}<｜end▁of▁sentence｜>…
                                      <｜Assistant｜><think>\\n
+  prompt_text(template, question)    a question in the template a config names
+                                     (config.data.template: r1_zero | r1_chat | none)
+  record_prompt(template, record)    a prompt record's prompt (a question or a conversation)
+  encode_prompt(tokenizer, text)     its token ids, as SFT tokenized the conversation
+
+Every stage and program renders prompts here: GRPO rollouts, evaluation, rejection
+sampling and cold-start data see the same text for the same record.
 
 The chat layout follows DeepSeek-R1's tokenizer chat template: the system prompt right
 after BOS, no separators between turns, and past assistant turns reduced to the text after
@@ -77,3 +84,41 @@ def r1_chat_prompt(messages: list[dict], *, add_generation_prompt: bool = True,
   if add_generation_prompt:
     parts.append(ASSISTANT + "<think>\n")
   return "".join(parts)
+
+
+def prompt_text(template: str, question: str, instruction: str = "") -> str:
+  """The prompt for `question`: the R1-Zero template (R1 Table 1), DeepSeek-R1's chat
+  format ending in "<｜Assistant｜><think>\n" (for R1 and its distilled students; without
+  the BOS string, which the tokenizer adds as its id, as SFT does), or the bare question.
+  `instruction` is appended to the question, e.g. "Please reason step by step, and put
+  your final answer within \\boxed{}." as DeepSeek recommends."""
+  question = f"{question} {instruction}".strip() if instruction else question
+  if template == "r1_zero":
+    return r1_zero_prompt(question)
+  if template == "r1_chat":  # the tokenizer adds BOS as its id: encode with add_bos=True
+    return r1_chat_prompt([{"role": "user", "content": question}], bos="")
+  if template == "none":
+    return question
+  raise ValueError(f"unknown config.data.template={template!r}; one of 'r1_zero', 'r1_chat', "
+                   "'none'")
+
+
+def record_prompt(template: str, record: dict, instruction: str = "") -> str:
+  """The prompt of a prompt record: `prompt_text` of its question or, for a conversation
+  record (with "messages", see r1jax.data.datasets), its turns in R1's chat format ending
+  in the generation prompt (template "r1_chat" only; the instruction is not added)."""
+  if "messages" not in record:
+    return prompt_text(template, record["question"], instruction)
+  if template != "r1_chat":
+    raise ValueError(f"conversation prompts are rendered in R1's chat format; set the "
+                     f"template to 'r1_chat', not {template!r}")
+  return r1_chat_prompt(record["messages"], bos="")
+
+
+def encode_prompt(tokenizer, text: str) -> list[int]:
+  """[bos_id] + the ids of `text`, each R1 EOS string in it (the end of an earlier
+  assistant turn of a conversation) as eos_id, as SFT tokenized the conversation."""
+  ids = [tokenizer.bos_id]
+  for i, part in enumerate(text.split(EOS)):
+    ids += ([tokenizer.eos_id] if i else []) + (tokenizer.encode(part) if part else [])
+  return ids

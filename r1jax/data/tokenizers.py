@@ -34,7 +34,7 @@ import tokenizers as hf_tokenizers
 
 TAGS = ("<think>", "</think>", "<answer>", "</answer>")
 TINY = "r1jax_tiny"
-TINY_PATH = Path(__file__).parent / "assets" / "tokenizer" / "r1jax_tiny.model"
+TINY_PATH = Path(__file__).parent.parent / "assets" / "tokenizer" / "r1jax_tiny.model"
 
 
 @runtime_checkable
@@ -248,3 +248,8 @@ def load_tokenizer(spec: str | os.PathLike) -> Tokenizer:
   raise ValueError(f"unknown tokenizer {str(spec)!r} ({found}): pass {TINY!r}, a path to a "
                    "SentencePiece .model file, or a directory containing a Hugging Face "
                    "tokenizer.json")
+
+
+def tokenizer_spec(config) -> str:
+  """config.tokenizer, where "from_checkpoint" means the tokenizer.json of config.init_from."""
+  return config.init_from if config.tokenizer == "from_checkpoint" else config.tokenizer

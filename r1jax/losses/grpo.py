@@ -29,9 +29,13 @@ only. The loss is a pure, jit-able function; string and length options are stati
 
 from __future__ import annotations
 
+from typing import Callable
+
 import chex
 import jax
 import jax.numpy as jnp
+
+from r1jax.models import ModelConfig, forward, head_weight
 
 sg = jax.lax.stop_gradient
 
@@ -293,3 +297,41 @@ LOSS_PRESETS = {
                  loss=dict(epsilon=3e-4, epsilon_high=4e-4, beta=0.0, agg="seq-mean-token-mean",
                            ratio_level="sequence")),
 }
+
+
+# ------------------------------------------------------------- the loss of a GRPO batch
+
+
+def token_logps(cfg: ModelConfig, params, batch, chunk: int = 0) -> tuple[jax.Array, dict]:
+  """log π(token_t | tokens_<t) for t ≥ 1: [B, L-1] float32 (column t-1 holds token t),
+  and the model's aux (expert loads for the router-bias update, balance loss). With
+  `chunk` > 0 the head runs `chunk` positions at a time (config.rl.logprob_chunk): the
+  same numbers without [B, L-1, V] logits."""
+  inputs = dict(positions=batch["positions"][:, :-1], segment_ids=batch["segment_ids"][:, :-1],
+                return_aux=True)
+  targets = batch["tokens"][:, 1:]
+  if chunk:
+    hidden, aux = forward(cfg, params, batch["tokens"][:, :-1], hidden_only=True, **inputs)
+    return chunked_sequence_logps(hidden, head_weight(cfg, params), targets, chunk), aux
+  logits, aux = forward(cfg, params, batch["tokens"][:, :-1], **inputs)
+  return sequence_logps(logits, targets), aux
+
+
+def make_grpo_loss(cfg: ModelConfig, *, logprob_chunk: int = 0, **loss_kwargs) -> Callable:
+  """loss_fn(params, batch) -> (`policy_loss` [+ the MoE balance loss], (metrics, model aux)).
+
+  batch: [prompt | completion] rows (tokens, positions, segment_ids, completion_mask
+  [B, L]) with old_logps [B, L-1], advantages [B] and, when β > 0, ref_logps [B, L-1];
+  loss_kwargs go to `policy_loss` (a LOSS_PRESETS entry's "loss" with the config's values).
+  """
+
+  def loss_fn(params, batch):
+    logps, aux = token_logps(cfg, params, batch, logprob_chunk)
+    mask = batch["completion_mask"][:, 1:]
+    loss, metrics = policy_loss(logps, batch["old_logps"], batch.get("ref_logps"),
+                                batch["advantages"], mask, **loss_kwargs)
+    if "balance_loss" in aux:
+      loss = loss + aux["balance_loss"]
+    return loss, (metrics, aux)
+
+  return loss_fn

@@ -35,6 +35,7 @@ import ml_dtypes
 import numpy as np
 
 from r1jax.models.config import ModelConfig
+from r1jax.models.partitioning import param_shardings
 from r1jax.models.transformer import init_params
 
 __all__ = ["config_from_hf", "config_to_hf", "load_hf_checkpoint", "save_hf_checkpoint",
@@ -407,7 +408,7 @@ def load_hf_checkpoint(path: str, *, dtype: str | None = None, name: str | None 
   cast to `dtype` (default float32, which becomes cfg.param_dtype), the router bias stays
   float32. cfg.n_mtp_modules counts the MTP layers present in the weights (0 if none).
   Tensors are read one at a time into host memory; with a `mesh`, each device's shard is
-  assembled from the HF tensors it overlaps (`sharding.param_shardings`): no process holds
+  assembled from the HF tensors it overlaps (`partitioning.param_shardings`): no process holds
   more than its devices' shards plus one HF tensor, so 671B loads on hosts that cannot
   hold the model. Without a mesh, each leaf is built whole on the default device.
   """
@@ -426,7 +427,6 @@ def load_hf_checkpoint(path: str, *, dtype: str | None = None, name: str | None 
   cfg = cfg.replace(n_mtp_modules=n_mtp, param_dtype=dtype or "float32")
 
   if mesh is not None:
-    from r1jax.sharding import param_shardings
     shardings = param_shardings(cfg, mesh)
   else:
     shardings = jax.tree.map(lambda _: None, _shapes(cfg))

@@ -6,7 +6,7 @@ Dimension letters used in einsums throughout `r1jax.models`:
   R rotary dim, E experts, V vocabulary, L layers.
 
 Parameters carry logical axis names (`embed`, `mlp`, `heads`, ...) through
-`nn.with_logical_partitioning`; `r1jax.sharding` maps them onto a mesh.
+`nn.with_logical_partitioning`; `r1jax.runtime.sharding` maps them onto a mesh.
 """
 
 from __future__ import annotations

@@ -21,7 +21,7 @@ Dispatch of tokens to experts is selected by `cfg.moe_dispatch`:
     matmul; tokens past an expert's capacity are dropped (they keep the residual and
     the shared expert). Exact when capacity_factor ≥ E / K.
   * "all_to_all": expert parallelism by hand (GShard). Under a mesh whose rules split the
-    experts (`r1jax.sharding.activation_sharding`), each device buckets its own tokens as
+    experts (`r1jax.runtime.sharding.activation_sharding`), each device buckets its own tokens as
     "capacity" does (capacity per source device), an all-to-all over the expert axis
     sends every bucket to the device holding its expert, the experts run on what they
     received, and a second all-to-all brings the outputs home. Expert weights arrive

@@ -31,7 +31,7 @@ Params = dict[str, Any]
 
 
 # The residual stream's layout when training: split over the batch, as the sharding rules
-# say (`r1jax.sharding.activation_sharding`); a no-op outside such a context. Without it
+# say (`r1jax.runtime.sharding.activation_sharding`); a no-op outside such a context. Without it
 # XLA may keep activations replicated on fsdp meshes (4x the memory on fsdp=8).
 ACTIVATION_AXES = ("batch", None, None)
 
@@ -233,7 +233,7 @@ def forward(cfg: ModelConfig, params: Params, tokens: jax.Array, *,
   "mtp_logits": [n_mtp, B, T, V], "mtp_expert_load": [n_mtp, E]} as the config
   enables them. With hidden_only, the final-normed hidden states [B, T, D] (cfg.dtype)
   take the logits' place and MTP is skipped: the caller applies `head_weight` itself, in
-  chunks (`r1jax.rl.grpo.chunked_sequence_logps`) so no [B, T, V] array exists.
+  chunks (`r1jax.losses.grpo.chunked_sequence_logps`) so no [B, T, V] array exists.
   """
   _check_tokens(cfg, tokens)
   chex.assert_rank(tokens, 2)

@@ -51,7 +51,7 @@ Then, as r1jax.rejection_sample's `filter_samples` (see there for the order):
                     the shortest, which the tiny models' token budgets need
        sentence     "The final answer is <answer> X </answer>": a short sentence
        any string with "{answer}": e.g. "**Answer:** <answer> {answer} </answer>"
-     Every choice must keep X where r1jax.rl.rewards.math.extract_answer reads it (inside
+     Every choice must keep X where r1jax.rewards.math.extract_answer reads it (inside
      <answer> tags or \\boxed{}), so the accuracy reward of the RL that follows still
      scores the format SFT taught; ending in "</answer>" matches the RL configs' stop string.
   5. write <workdir>/<config.output.filename> (default cold_start.jsonl; {"messages":
@@ -75,14 +75,14 @@ import ml_collections
 import numpy as np
 from tqdm import tqdm
 
-from r1jax import evaluate as ev
-from r1jax import rejection_sample as rs
 from r1jax import train
 from r1jax.data.conversations import Messages
-from r1jax.data.datasets import read_jsonl
-from r1jax.rl.rewards.format import think_is_prefilled
-from r1jax.rl.rewards.math import extract_answer
-from r1jax.rl.rollout import prompt_text
+from r1jax.data.jsonl import read_jsonl
+from r1jax.data.templates import prompt_text
+from r1jax.recipe import evaluate as ev
+from r1jax.recipe import rejection_sample as rs
+from r1jax.rewards.format import think_is_prefilled
+from r1jax.rewards.math import extract_answer
 
 FILTERS = rs.FILTERS + ("max_samples",)
 SUMMARIES = {
@@ -292,5 +292,9 @@ def _main(config: ml_collections.ConfigDict, workdir: str) -> None:
   build_cold_start(config, workdir)
 
 
-if __name__ == "__main__":
+def main() -> None:
   train.run_cli("r1jax.cold_start", _main, "cold-start data")
+
+
+if __name__ == "__main__":
+  main()

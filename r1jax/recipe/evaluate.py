@@ -41,16 +41,17 @@ import ml_collections
 import numpy as np
 from tqdm import tqdm
 
-from r1jax import sharding
+from r1jax import rewards as rewards_lib
 from r1jax import train
 from r1jax.data.datasets import load_prompts
+from r1jax.data.templates import prompt_text
+from r1jax.data.tokenizers import load_tokenizer, tokenizer_spec
 from r1jax.models import ModelConfig
-from r1jax.rl import rewards as rewards_lib
-from r1jax.rl.rewards.countdown import parse_integer
-from r1jax.rl.rewards.math import extract_answer
-from r1jax.rl.rollout import prompt_text
+from r1jax.models.loading import init_weights, model_config
+from r1jax.rewards.countdown import parse_integer
+from r1jax.rewards.math import extract_answer
+from r1jax.runtime import sharding
 from r1jax.sampling import SamplingParams, generate
-from r1jax.tokenizers import load_tokenizer
 
 SelectFn = Callable[[list[str], list[str]], Sequence[float]]
 
@@ -147,7 +148,7 @@ def _normalize_expression(answer: str | None) -> str | None:
   return re.sub(r"\s+", "", answer) or None
 
 
-# checker (a reward of r1jax.rl.rewards) -> how its answers are normalised for voting
+# checker (a reward of r1jax.rewards) -> how its answers are normalised for voting
 CHECKERS: dict[str, Callable[[str | None], str | None]] = {
     "accuracy": normalize_answer,
     "arithmetic": _normalize_integer,
@@ -240,9 +241,9 @@ def load_model(config: ml_collections.ConfigDict, mesh) -> tuple[ModelConfig, di
   if not src or not os.path.isdir(src):
     raise FileNotFoundError(f"config.init_from={src!r} is not a directory; evaluation needs "
                             "trained weights: an r1jax workdir or a Hugging Face checkpoint")
-  cfg = train.model_config(config)
+  cfg = model_config(config)
   step = config.get("step") or None
-  return cfg, train.init_weights(config, cfg, jax.random.key(config.seed), mesh, step=step)
+  return cfg, init_weights(config, cfg, jax.random.key(config.seed), mesh, step=step)
 
 
 def make_mesh(axes: dict[str, int]):
@@ -388,7 +389,7 @@ def evaluate(config: ml_collections.ConfigDict, workdir: str, *,
   callable named by config.select_fn) scores completions for best-of-n."""
   t0 = time.perf_counter()
   select_fn = select_fn or _import_select_fn(config.get("select_fn", ""))
-  tokenizer = load_tokenizer(train.tokenizer_spec(config))
+  tokenizer = load_tokenizer(tokenizer_spec(config))
   sp = sampling_params(config, tokenizer)
   ks = pass_ks(tuple(config.metrics.pass_at_k), sp.n)
   datasets = load_datasets(config)
@@ -428,5 +429,9 @@ def _main(config: ml_collections.ConfigDict, workdir: str) -> None:
   evaluate(config, workdir)
 
 
-if __name__ == "__main__":
+def main() -> None:
   train.run_cli("r1jax.evaluate", _main, "evaluation")
+
+
+if __name__ == "__main__":
+  main()

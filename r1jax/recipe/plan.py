@@ -4,7 +4,7 @@
         --mesh=data:1,fsdp:32,expert:8,tensor:1 --device_memory_gb=95
 
 Nothing is allocated and no device of the mesh's size is needed: parameters, optimizer
-state and caches are `jax.ShapeDtypeStruct`s placed by `r1jax.sharding`'s rules on a
+state and caches are `jax.ShapeDtypeStruct`s placed by `r1jax.runtime.sharding`'s rules on a
 `jax.sharding.AbstractMesh`. Each line of the report says how it was obtained:
 
   exact     bytes of one device's shard, from global shapes × dtypes × shardings
@@ -42,8 +42,15 @@ import ml_collections
 import optax
 from jax.sharding import AbstractMesh, NamedSharding, PartitionSpec
 
-from r1jax import sharding
+from r1jax import train
+from r1jax.data.datasets import load_prompts
+from r1jax.data.templates import prompt_text
+from r1jax.data.tokenizers import load_tokenizer, tokenizer_spec
 from r1jax.models import ModelConfig, count_params, init_params
+from r1jax.models.loading import model_config
+from r1jax.models.partitioning import check_divisibility, param_shardings
+from r1jax.runtime import sharding
+from r1jax.runtime.optimizer import make_optimizer
 
 GB = 1e9
 EXACT, ESTIMATE, XLA = "exact", "estimate", "XLA"
@@ -74,7 +81,7 @@ def abstract_mesh(axes: dict[str, int], num_devices: int | None = None) -> Abstr
 
 def check_plan(cfg: ModelConfig, mesh, batch_size: int, seq_len: int | None = None) -> None:
   """The errors a real run would raise late, raised now and naming the numbers."""
-  sharding.check_divisibility(cfg, mesh, batch_size=batch_size)
+  check_divisibility(cfg, mesh, batch_size=batch_size)
   if seq_len is not None and seq_len > cfg.max_position_embeddings:
     raise ValueError(f"sequence of {seq_len} tokens exceeds the context of {cfg.name!r} "
                      f"(max_position_embeddings={cfg.max_position_embeddings})")
@@ -110,7 +117,7 @@ def abstract_state(cfg: ModelConfig, mesh, optimizer, rules=sharding.DEFAULT_RUL
   """The train loop's state as placed ShapeDtypeStructs (`train.train_and_evaluate`)."""
   cfg = cfg.replace(attention_impl="xla")  # same shapes; cuDNN's would need a GPU to trace
   shapes = jax.eval_shape(functools.partial(init_params, cfg), jax.random.key(0))
-  placement = sharding.param_shardings(cfg, mesh, rules)
+  placement = param_shardings(cfg, mesh, rules)
   weights = _placed(shapes, placement)
   rep = NamedSharding(mesh, PartitionSpec())
   opt_shapes = jax.eval_shape(optimizer.init, shapes["params"])  # moments shard like params
@@ -145,10 +152,6 @@ class RunShape:
 
 def measure_prompt_len(config: ml_collections.ConfigDict, limit: int = 256) -> int:
   """Longest templated prompt among `limit` training prompts, padded to 16 as the sampler does."""
-  from r1jax.data.datasets import load_prompts
-  from r1jax.rl.rollout import prompt_text
-  from r1jax.tokenizers import load_tokenizer
-  from r1jax.train import tokenizer_spec
   tok = load_tokenizer(tokenizer_spec(config))
   d = config.data
   records = load_prompts(d.train, limit=limit, seed=config.seed)
@@ -287,11 +290,9 @@ def lower_train_step(config, cfg: ModelConfig, mesh, state, batch, platform: str
                      rules=sharding.DEFAULT_RULES):
   """Lowers `train.make_train_step` with the stage's own loss for the given placements,
   traced as the train loop traces it (under `rules`, activations split by batch)."""
-  from r1jax import stages, train
-  from r1jax.tokenizers import load_tokenizer
   with sharding.use_rules(rules), sharding.activation_sharding(mesh):
-    stage = stages.make_stage(config, cfg, load_tokenizer(train.tokenizer_spec(config)), mesh)
-    step = train.make_train_step(cfg, stage.loss_fn, train.make_optimizer(config))
+    stage = train.make_stage(config, cfg, load_tokenizer(tokenizer_spec(config)), mesh)
+    step = train.make_train_step(cfg, stage.loss_fn, make_optimizer(config))
     traced = step.trace(state, batch)
   return traced.lower(lowering_platforms=(platform,)) if platform else traced.lower()
 
@@ -336,8 +337,7 @@ def plan(config: ml_collections.ConfigDict, axes: dict[str, int], *, devices: in
          device_memory_gb: float | None = None, prompt_len: int | None = None,
          compile: str = "none", topology: str = "", rules: str | None = None) -> dict[str, Any]:
   """Everything the report prints, as data: lines, peaks, verdict, XLA's numbers."""
-  from r1jax import train
-  cfg = train.model_config(config)
+  cfg = model_config(config)
   what_if = rules is not None and rules != config.get("sharding_rules", "")
   if rules is None:  # the run's own table unless the what-if replaces it
     rules = config.get("sharding_rules", "")
@@ -353,7 +353,7 @@ def plan(config: ml_collections.ConfigDict, axes: dict[str, int], *, devices: in
   check_plan(cfg, mesh, shape.rows, shape.length)
   split = size["data"] * size["fsdp"] * size["expert"]
   grpo = config.stage == "grpo"
-  state = abstract_state(cfg, mesh, train.make_optimizer(config), table,
+  state = abstract_state(cfg, mesh, make_optimizer(config), table,
                          with_ref=grpo and bool(config.rl.beta))
   batch = abstract_batch(config, shape, mesh, table)
 
@@ -493,7 +493,7 @@ def format_report(r: dict[str, Any]) -> str:
 # ------------------------------------------------------------------ CLI
 
 
-def main(argv):
+def _main(argv):
   del argv
   from absl import flags, logging
   logging.set_verbosity(logging.WARNING)
@@ -507,6 +507,13 @@ def main(argv):
   except (ValueError, RuntimeError) as e:
     raise SystemExit(f"r1jax.plan: {e}") from None
   print(format_report(result))
+
+
+def main() -> None:
+  """The command line (`python -m r1jax.plan`), with the flags of `_define_flags`."""
+  from absl import app
+  _define_flags()
+  app.run(_main, flags_parser=train.parse_flags)
 
 
 def _define_flags():
@@ -528,7 +535,4 @@ def _define_flags():
 
 
 if __name__ == "__main__":
-  from absl import app
-  from r1jax.train import parse_flags
-  _define_flags()
-  app.run(main, flags_parser=parse_flags)
+  main()

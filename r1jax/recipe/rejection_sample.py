@@ -56,14 +56,14 @@ from typing import Any
 import ml_collections
 import numpy as np
 
-from r1jax import evaluate as ev
+from r1jax import rewards as rewards_lib
 from r1jax import train
 from r1jax.data.conversations import Messages, write_jsonl
-from r1jax.rl import rewards as rewards_lib
-from r1jax.rl.rewards.format import full_text, think_is_prefilled
-from r1jax.rl.rewards.language import LANGUAGES, language_share
-from r1jax.rl.rollout import prompt_text
-from r1jax.tokenizers import load_tokenizer
+from r1jax.data.templates import prompt_text
+from r1jax.data.tokenizers import load_tokenizer, tokenizer_spec
+from r1jax.recipe import evaluate as ev
+from r1jax.rewards.format import full_text, think_is_prefilled
+from r1jax.rewards.language import LANGUAGES, language_share
 
 JudgeFn = Callable[[str, "str | None", str], "bool | None"]
 JUDGE_WHEN = ("undecided", "not_correct")
@@ -390,7 +390,7 @@ def sample_and_verify(config: ml_collections.ConfigDict, judge_fn: JudgeFn | Non
                       ) -> tuple[list[dict], dict[str, Any]]:
   """Every sample of config.data.datasets (r1jax.evaluate's rows) with "verdict",
   "verified_by" and "think_prefilled" added; and evaluate's metrics per dataset."""
-  tokenizer = load_tokenizer(train.tokenizer_spec(config))
+  tokenizer = load_tokenizer(tokenizer_spec(config))
   sp = ev.sampling_params(config, tokenizer)
   ks = ev.pass_ks(tuple(config.metrics.pass_at_k), sp.n)
   datasets = ev.load_datasets(config)
@@ -448,5 +448,9 @@ def _main(config: ml_collections.ConfigDict, workdir: str) -> None:
   rejection_sample(config, workdir)
 
 
-if __name__ == "__main__":
+def main() -> None:
   train.run_cli("r1jax.rejection_sample", _main, "rejection-sampling")
+
+
+if __name__ == "__main__":
+  main()

@@ -33,11 +33,11 @@ import os
 from collections.abc import Callable, Iterable, Mapping
 from math import isfinite, tanh  # not `import math`: the submodule .math would shadow it
 
-from r1jax.rl.rewards.code import code_reward
-from r1jax.rl.rewards.countdown import arithmetic_reward, countdown_reward
-from r1jax.rl.rewards.format import format_reward, tag_count_reward
-from r1jax.rl.rewards.language import language_consistency_reward
-from r1jax.rl.rewards.math import accuracy_reward, extract_answer, math_equal
+from r1jax.rewards.code import code_reward
+from r1jax.rewards.countdown import arithmetic_reward, countdown_reward
+from r1jax.rewards.format import format_reward, tag_count_reward
+from r1jax.rewards.language import language_consistency_reward
+from r1jax.rewards.math import accuracy_reward, extract_answer, math_equal
 
 RewardFn = Callable[..., list[float]]
 
@@ -186,7 +186,7 @@ def _as_reward(reward_model: RewardFn) -> RewardFn:
 
 
 def load_reward_models(specs: Mapping[str, Mapping[str, str]]) -> dict[str, RewardFn]:
-  """Reward functions of trained reward models (`r1jax.reward_model`), by name.
+  """Reward functions of trained reward models (`r1jax.rewards.reward_model`), by name.
 
   specs: config.rl.reward_models, {name: {"path": <a reward_model run's workdir>, "view":
   "summary" | "full"}}: "summary" scores only the completion's text after its last
@@ -200,7 +200,7 @@ def load_reward_models(specs: Mapping[str, Mapping[str, str]]) -> dict[str, Rewa
   arbitrarily much by pushing one reward model to an extreme logit. Advantages are
   normalised per group anyway; the squashing matters where rewards are summed.
   """
-  from r1jax.reward_model import load_reward_model  # the model code: only when asked for
+  from r1jax.rewards.reward_model import load_reward_model  # the model code: only when asked for
 
   fns, loaded = {}, {}  # loaded: path -> its RewardModelFn, so two views share the weights
   for name, spec in specs.items():

@@ -22,7 +22,7 @@ import re
 from collections import Counter
 from collections.abc import Sequence
 
-from r1jax.rl.rewards.math import extract_answer
+from r1jax.rewards.math import extract_answer
 
 MAX_EXPR_CHARS = 200
 MAX_DEPTH = 32

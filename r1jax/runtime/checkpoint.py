@@ -6,27 +6,17 @@ A checkpoint under `<workdir>/checkpoints/<step>/` holds
   meta:    JSON — the model config, the data iterator's state, the config that made it.
 Orbax writes each step into a temporary directory and renames it when complete, so a
 crash mid-save leaves the previous checkpoint as the latest one; a restart never loads a
-half-written step.
+half-written step. What a model's weights and config mean is `r1jax.models.loading`'s
+business; this module only stores trees.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import os
 from typing import Any
 
 import jax
 import orbax.checkpoint as ocp
-
-from r1jax.models import ModelConfig, init_params
-
-
-def model_config_dict(cfg: ModelConfig) -> dict[str, Any]:
-  return dataclasses.asdict(cfg)
-
-
-def model_config_from_dict(d: dict[str, Any]) -> ModelConfig:
-  return ModelConfig(**d)
 
 
 class Checkpointer:
@@ -84,47 +74,6 @@ class Checkpointer:
 def _split(state: dict) -> tuple[dict, dict]:
   weights = {k: state[k] for k in ("params", "buffers")}
   return weights, {k: v for k, v in state.items() if k not in weights}
-
-
-# Fields that may differ between runs of one model: its name, numerics and training knobs.
-_NOT_ARCHITECTURE = frozenset({
-    "name", "dtype", "param_dtype", "remat", "attention_impl", "moe_dispatch", "capacity_factor",
-    "init_std", "bias_update_rate", "seq_aux_loss_alpha", "mtp_loss_weight"})
-
-
-def check_same_model(saved: dict[str, Any], cfg: ModelConfig, directory: str) -> None:
-  """A clear error when a workdir's checkpoint belongs to a different model."""
-  mine = model_config_dict(cfg)
-  diff = {k: (saved.get(k), v) for k, v in mine.items()
-          if saved.get(k) != v and k not in _NOT_ARCHITECTURE}
-  if diff:
-    shown = ", ".join(f"{k}: checkpoint {a!r} vs config {b!r}" for k, (a, b) in list(diff.items())[:6])
-    raise ValueError(f"the checkpoint in {directory} was written for a different model ({shown}). "
-                     "Use a fresh --workdir, or set the config's model to match.")
-
-
-def restore_run_weights(workdir: str, *, expected: ModelConfig | None = None, shardings=None,
-                        step: int | None = None) -> tuple[ModelConfig, dict]:
-  """(model config, {"params", "buffers"}) of a run's checkpoint (default: the latest).
-
-  Only the weights are read, not the run's optimizer or data state. With `expected`, a
-  checkpoint of another model is refused before anything is read, and the weights take
-  `expected`'s dtypes; `shardings` (a tree like the weights) places them on a mesh,
-  otherwise they go whole onto this process's first device (`on_local_device`).
-  """
-  c = Checkpointer(workdir, async_save=False, create=False)
-  try:
-    saved = model_config_from_dict(c.restore_meta(step)["model"])
-    if expected is not None:
-      check_same_model(model_config_dict(saved), expected, workdir)
-    cfg = expected or saved
-    target = jax.eval_shape(lambda: init_params(cfg, jax.random.key(0)))
-    target = (on_local_device(target) if shardings is None else
-              jax.tree.map(lambda a, s: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=s),
-                           target, shardings))
-    return saved, c.restore_weights(target, step)
-  finally:
-    c.close()
 
 
 def on_local_device(abstract_tree):

@@ -12,9 +12,10 @@ and `DEFAULT_RULES` says which mesh axes each logical axis is split over. Experi
 override entries with `config.sharding_rules` ("q_lora:fsdp,embed:fsdp+expert", parsed by
 `rules_with`); the train loop sets the resulting table as flax's logical-axis-rules
 context for the whole run, and every function here that takes `rules=None` reads it
-from there (`current_rules`). Model code never names a mesh axis.
+from there (`current_rules`). Model code never names a mesh axis, and nothing here
+knows a model: `r1jax.models.partitioning` places a model's parameters by this table.
 
-Several processes (`r1jax.distributed`): a mesh spans every process's devices and arrays
+Several processes (`r1jax.runtime.distributed`): a mesh spans every process's devices and arrays
 on it are global. Host data crosses in both directions as the same global value on every
 process: `shard_batch` places each process's part of a batch that every process built
 alike, `to_host` gathers a global array back to every host. Where building a row costs
@@ -32,8 +33,6 @@ import jax
 import numpy as np
 from jax.experimental import multihost_utils
 from jax.sharding import AbstractMesh, Mesh, NamedSharding, PartitionSpec
-
-from r1jax.models import ModelConfig, init_params, param_logical_axes
 
 MESH_AXES = ("data", "fsdp", "expert", "tensor")
 
@@ -122,29 +121,11 @@ def make_mesh(axes: Mapping[str, int], devices: Sequence[jax.Device] | None = No
   return Mesh(np.asarray(devices).reshape(shape), MESH_AXES)
 
 
-def check_divisibility(cfg: ModelConfig, mesh: Mesh, batch_size: int | None = None) -> None:
-  """Clear errors for model or batch shapes that the mesh cannot split evenly."""
-  size = dict(mesh.shape)
-  if cfg.is_moe and cfg.n_routed_experts % size["expert"]:
-    raise ValueError(f"n_routed_experts={cfg.n_routed_experts} is not divisible by the expert "
-                     f"mesh axis ({size['expert']})")
-  if cfg.n_heads % size["tensor"]:
-    raise ValueError(f"n_heads={cfg.n_heads} is not divisible by the tensor mesh axis "
-                     f"({size['tensor']})")
-  if cfg.attention == "gqa" and cfg.n_kv_heads % size["tensor"]:
-    raise ValueError(f"n_kv_heads={cfg.n_kv_heads} is not divisible by the tensor mesh axis "
-                     f"({size['tensor']})")
-  if batch_size is not None:
-    split = size["data"] * size["fsdp"] * size["expert"]
-    if batch_size % split:
-      raise ValueError(f"batch size {batch_size} is not divisible by data×fsdp×expert = "
-                       f"{size['data']}×{size['fsdp']}×{size['expert']} = {split}")
-
-
-def param_shardings(cfg: ModelConfig, mesh: Mesh, rules=None):
-  """NamedSharding for every leaf of `init_params(cfg, ...)`, from the logical axes."""
+def logical_shardings(logical_axes, mesh: Mesh, rules=None):
+  """NamedShardings for a tree of logical-axis PartitionSpecs (e.g. a model's
+  `param_logical_axes`) under the rules."""
   rules = current_rules() if rules is None else rules
-  return nn.logical_to_mesh_sharding(param_logical_axes(cfg), mesh, list(rules))
+  return nn.logical_to_mesh_sharding(logical_axes, mesh, list(rules))
 
 
 def batch_sharding(mesh: Mesh, rules=None, ndim: int = 2) -> NamedSharding:
@@ -211,20 +192,6 @@ def to_host(tree):
     return np.asarray(x)
 
   return jax.tree.map(fetch, tree)
-
-
-def init_sharded_params(cfg: ModelConfig, rng: jax.Array, mesh: Mesh, rules=None):
-  """Parameters created directly in their shards: no host ever holds the whole model."""
-  check_divisibility(cfg, mesh)
-  return jax.jit(lambda key: init_params(cfg, key),
-                 out_shardings=param_shardings(cfg, mesh, rules))(rng)
-
-
-def shard_params(cfg: ModelConfig, params, mesh: Mesh, rules=None):
-  """Places existing parameters (host arrays, or on one device) onto the mesh, each
-  process copying only its devices' shards (`place`)."""
-  check_divisibility(cfg, mesh)
-  return jax.tree.map(place, params, param_shardings(cfg, mesh, rules))
 
 
 @contextlib.contextmanager

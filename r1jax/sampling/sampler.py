@@ -33,8 +33,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from r1jax import sharding
 from r1jax.models import ModelConfig, forward, init_cache
+from r1jax.runtime import sharding
 from r1jax.sampling.processors import sample_token
 
 _WILDCARD, _NEVER = -1, -2  # entries of the stop array: matches anything / nothing

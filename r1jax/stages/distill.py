@@ -3,28 +3,12 @@
 DeepSeek-R1 distils its reasoning into Qwen2.5 and Llama models by SFT alone, on the
 ~800k samples curated in §2.3.3 (reasoning traces rejection-sampled from the RL
 checkpoint plus non-reasoning data); the students get no RL. `config.stage = "distill"`
-is that SFT (`r1jax.stages.SFTStage`: packed conversations, loss on the assistant turns
-only) of a student given as `config.model` (a preset, from scratch) or `config.init_from`
-(a Hugging Face checkpoint or an r1jax workdir), plus, beyond the paper, optional logit
-distillation against a teacher model:
-
-    L = (1 − α) · CE + α · τ² · KL(p̃ ‖ q)               α = config.distill.kd_weight
-
-averaged over the assistant tokens t the SFT loss trains on, where for each t
-
-    p̃_i = exp(z_i / τ) / Σ_{j ∈ K} exp(z_j / τ),   i ∈ K   the teacher's softmax at
-                                                           temperature τ, renormalised
-                                                           over its top-k ids K
-    log q_i = log_softmax(s / τ)_i                          the student's tempered
-                                                           log-probs over its whole
-                                                           vocabulary, gathered at K
-                                                           (not renormalised)
-    KL(p̃ ‖ q) = Σ_{i ∈ K} p̃_i (log p̃_i − log q_i)      forward KL, ≥ 0 since Σ_K q_i ≤ 1
-
-with z the teacher's and s the student's logits. The KL is 0 only when the student puts
-all its mass on K, in the teacher's proportions; τ² keeps the gradient's scale
-independent of τ (Hinton et al., 2015). α = 0 is the paper's pure SFT, and no teacher is
-loaded.
+is that SFT (`r1jax.stages.lm.SFTStage`: packed conversations, loss on the assistant
+turns only) of a student given as `config.model` (a preset, from scratch) or
+`config.init_from` (a Hugging Face checkpoint or an r1jax workdir), plus, beyond the
+paper, optional logit distillation against a teacher model (the loss:
+`r1jax.losses.distill`, L = (1 − α) · CE + α · τ² · KL(p̃ ‖ q), α =
+config.distill.kd_weight). α = 0 is the paper's pure SFT, and no teacher is loaded.
 
 The teacher (`config.distill.teacher`: an r1jax workdir or a Hugging Face checkpoint,
 e.g. the DeepSeek-V3-tiny MoE of the RL stages) is frozen and held by the stage, not the
@@ -36,8 +20,6 @@ teacher's [B, T, V] logits; the teacher's ids are those below the tokenizer's vo
 Logit distillation compares distributions id by id, so the student and the teacher must
 share a tokenizer: `check_same_tokenizer` compares the text every id decodes to and the
 special ids, and names the fix. Pure SFT trains on text and works across tokenizers.
-
-Dimension letters: B batch, T tokens per row, V vocabulary, k the teacher's top-k.
 """
 
 from __future__ import annotations
@@ -45,105 +27,18 @@ from __future__ import annotations
 import json
 import logging
 import os
-from typing import Any, Callable
+from typing import Any
 
 import jax
-import jax.numpy as jnp
 import ml_collections
 
-from r1jax import checkpoint as ckpt_lib
-from r1jax import sft, sharding
-from r1jax.models import ModelConfig, forward
-from r1jax.stages import SFTStage
-from r1jax.tokenizers import load_tokenizer
-from r1jax.train import init_weights, model_config, tokenizer_spec
-
-# --------------------------------------------------------------------- the loss (pure)
-
-
-def teacher_topk(logits_btv: jax.Array, top_k: int,
-                 temperature: float) -> tuple[jax.Array, jax.Array, jax.Array]:
-  """The teacher's targets from its logits [B, T, V]: (ids [B, T, k] int32, log p̃ [B, T, k],
-  mass [B, T]).
-
-  p̃ is softmax(logits / τ) renormalised over the k largest logits; mass is the share of
-  the full tempered softmax those k ids held (how much the truncation dropped).
-  """
-  z = logits_btv.astype(jnp.float32) / temperature
-  top, ids = jax.lax.top_k(z, top_k)
-  log_norm = jax.nn.logsumexp(top, axis=-1)
-  logp = top - log_norm[..., None]
-  mass = jnp.exp(log_norm - jax.nn.logsumexp(z, axis=-1))
-  return ids.astype(jnp.int32), logp, mass
-
-
-def topk_forward_kl(student_logits_btv: jax.Array, teacher_ids: jax.Array,
-                    teacher_logp: jax.Array, mask: jax.Array,
-                    temperature: float) -> jax.Array:
-  """Mean over mask of Σ_{i ∈ K} p̃_i (log p̃_i − log q_i) (see the module docstring).
-
-  student_logits [B, T, V]; teacher_ids, teacher_logp [B, T, k] (from `teacher_topk`);
-  mask [B, T] (1 on the tokens that count). Returns a scalar, without the τ² factor.
-  The teacher's side is a constant: no gradient reaches the teacher through it.
-  """
-  logq = jax.nn.log_softmax(student_logits_btv.astype(jnp.float32) / temperature, axis=-1)
-  logq_k = jnp.take_along_axis(logq, teacher_ids, axis=-1)
-  teacher_logp = jax.lax.stop_gradient(teacher_logp)
-  kl_bt = (jnp.exp(teacher_logp) * (teacher_logp - logq_k)).sum(-1)
-  mask = mask.astype(jnp.float32)
-  return (kl_bt * mask).sum() / jnp.maximum(mask.sum(), 1.0)
-
-
-def make_teacher_fn(teacher_cfg: ModelConfig, *, top_k: int, temperature: float,
-                    vocab_limit: int) -> Callable:
-  """teacher_fn(weights, batch) -> {"teacher_ids", "teacher_logp" [B, T−1, k],
-  "teacher_topk_mass" [B, T−1]}: the targets for tokens[:, 1:] of a token batch (see
-  `r1jax.sft`), from the teacher's logits at ids below `vocab_limit`."""
-  if not 1 <= top_k <= vocab_limit:
-    raise ValueError(f"config.distill.top_k={top_k} must lie in [1, {vocab_limit}] (the "
-                     "tokenizer's vocab_size)")
-
-  def teacher_fn(weights: dict[str, Any], batch: dict[str, jax.Array]) -> dict[str, jax.Array]:
-    tokens = batch["tokens"]
-    logits = forward(teacher_cfg, weights, tokens[:, :-1], positions=batch["positions"][:, :-1],
-                     segment_ids=batch["segment_ids"][:, :-1])
-    ids, logp, mass = teacher_topk(logits[..., :vocab_limit], top_k, temperature)
-    return {"teacher_ids": ids, "teacher_logp": logp, "teacher_topk_mass": mass}
-
-  return teacher_fn
-
-
-def make_distill_loss(cfg: ModelConfig, *, kd_weight: float, temperature: float) -> Callable:
-  """loss_fn(params, batch) -> ((1 − α)·CE + α·τ²·KL, (metrics, model aux)).
-
-  batch: a token batch (see `r1jax.sft`) with the `make_teacher_fn` targets added. CE is
-  `r1jax.sft.make_lm_loss`'s masked NLL, and a MoE or MTP student adds its balance and
-  MTP losses as there. metrics: nll, token_accuracy, kd_kl (without τ²), kd_agreement
-  (student argmax = the teacher's top-1), kd_topk_mass, all over the target tokens.
-  """
-  if not 0.0 <= kd_weight <= 1.0:
-    raise ValueError(f"config.distill.kd_weight={kd_weight} must lie in [0, 1] (0: pure SFT "
-                     "on the traces, as in R1)")
-  if temperature <= 0:
-    raise ValueError(f"config.distill.temperature={temperature} must be > 0")
-
-  def loss_fn(params: dict[str, Any], batch: dict[str, jax.Array]):
-    tokens = batch["tokens"]
-    logits, aux = forward(cfg, params, tokens[:, :-1], positions=batch["positions"][:, :-1],
-                          segment_ids=batch["segment_ids"][:, :-1], return_aux=True)
-    mask = batch["loss_mask"][:, 1:].astype(jnp.float32)
-    n = jnp.maximum(mask.sum(), 1.0)
-    ce, metrics = sft.masked_nll(logits, tokens[:, 1:], mask)
-    kl = topk_forward_kl(logits, batch["teacher_ids"], batch["teacher_logp"], mask, temperature)
-    agree = (jnp.argmax(logits, -1) == batch["teacher_ids"][..., 0]).astype(jnp.float32)
-    metrics.update(kd_kl=kl, kd_agreement=(agree * mask).sum() / n,
-                   kd_topk_mass=(batch["teacher_topk_mass"] * mask).sum() / n)
-    loss = (1.0 - kd_weight) * ce + kd_weight * temperature**2 * kl
-    loss = sft.add_model_losses(cfg, loss, aux, batch, metrics)
-    return loss, (metrics, aux)
-
-  return loss_fn
-
+from r1jax.data.tokenizers import load_tokenizer, tokenizer_spec
+from r1jax.losses.distill import make_distill_loss, make_teacher_fn
+from r1jax.models import ModelConfig
+from r1jax.models.loading import init_weights, model_config
+from r1jax.runtime import checkpoint as ckpt_lib
+from r1jax.runtime import sharding
+from r1jax.stages.lm import SFTStage
 
 # ------------------------------------------------------------------ tokenizers (host)
 
@@ -221,7 +116,7 @@ class DistillStage(SFTStage):
     teacher            an r1jax workdir or a Hugging Face checkpoint dir; needed when
                        kd_weight > 0, unused otherwise
     teacher_tokenizer  "" (the teacher's own: its tokenizer.json, or its run's tokenizer)
-                       or a tokenizer spec (`r1jax.tokenizers.load_tokenizer`)
+                       or a tokenizer spec (`r1jax.data.tokenizers.load_tokenizer`)
     teacher_overrides  ModelConfig fields for the teacher (e.g. dtype="bfloat16")
     kd_weight          α in [0, 1]: 0 is pure SFT, as in the paper
     top_k              k of the teacher's renormalised top-k targets
@@ -253,7 +148,7 @@ class DistillStage(SFTStage):
       self._teacher_fn = jax.jit(teacher_fn)
 
   def _check_teacher(self, config, tokenizer) -> tuple[ml_collections.ConfigDict, ModelConfig]:
-    """(the teacher as a config `train.init_weights` reads, its ModelConfig), once its path
+    """(the teacher as a config `init_weights` reads, its ModelConfig), once its path
     and tokenizer are checked; loads no weights."""
     teacher = config.distill.get("teacher", "")
     if not (teacher and (os.path.isfile(os.path.join(teacher, "config.json"))

@@ -56,54 +56,16 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
-from r1jax import checkpoint as ckpt_lib
-from r1jax import distributed, sharding
+from r1jax import rewards as rewards_lib
 from r1jax.data.datasets import MixtureIterator, PromptIterator, load_prompts
-from r1jax.models import ModelConfig, forward, head_weight
-from r1jax.rl import grpo
-from r1jax.rl import rewards as rewards_lib
-from r1jax.rl.templates import EOS, r1_chat_prompt, r1_zero_prompt
+from r1jax.data.templates import encode_prompt, record_prompt
+from r1jax.losses import grpo
+from r1jax.models import ModelConfig
+from r1jax.models.partitioning import check_divisibility
+from r1jax.runtime import checkpoint as ckpt_lib
+from r1jax.runtime import distributed, sharding
 from r1jax.sampling import SamplingParams, generate
-from r1jax.stages import Stage
-
-
-def prompt_text(template: str, question: str, instruction: str = "") -> str:
-  """The prompt for `question`: the R1-Zero template (R1 Table 1), DeepSeek-R1's chat
-  format ending in "<｜Assistant｜><think>\n" (for R1 and its distilled students; without
-  the BOS string, which the tokenizer adds as its id, as SFT does), or the bare question.
-  `instruction` is appended to the question, e.g. "Please reason step by step, and put
-  your final answer within \\boxed{}." as DeepSeek recommends."""
-  question = f"{question} {instruction}".strip() if instruction else question
-  if template == "r1_zero":
-    return r1_zero_prompt(question)
-  if template == "r1_chat":  # the tokenizer adds BOS as its id: encode with add_bos=True
-    return r1_chat_prompt([{"role": "user", "content": question}], bos="")
-  if template == "none":
-    return question
-  raise ValueError(f"unknown config.data.template={template!r}; one of 'r1_zero', 'r1_chat', "
-                   "'none'")
-
-
-def record_prompt(template: str, record: dict, instruction: str = "") -> str:
-  """The prompt of a prompt record: `prompt_text` of its question or, for a conversation
-  record (with "messages", see r1jax.data.datasets), its turns in R1's chat format ending
-  in the generation prompt (template "r1_chat" only; the instruction is not added)."""
-  if "messages" not in record:
-    return prompt_text(template, record["question"], instruction)
-  if template != "r1_chat":
-    raise ValueError(f"conversation prompts are rendered in R1's chat format; set the "
-                     f"template to 'r1_chat', not {template!r}")
-  return r1_chat_prompt(record["messages"], bos="")
-
-
-def encode_prompt(tokenizer, text: str) -> list[int]:
-  """[bos_id] + the ids of `text`, each R1 EOS string in it (the end of an earlier
-  assistant turn of a conversation) as eos_id, as SFT tokenized the conversation."""
-  ids = [tokenizer.bos_id]
-  for i, part in enumerate(text.split(EOS)):
-    ids += ([tokenizer.eos_id] if i else []) + (tokenizer.encode(part) if part else [])
-  return ids
-
+from r1jax.stages.base import Stage
 
 SOURCE_KEYS = ("spec", "weight", "rewards", "eval", "template", "instruction", "num_train")
 
@@ -234,21 +196,6 @@ def pack_rollout(prompts: list[list[int]], completions: np.ndarray, completion_m
           "completion_mask": mask}
 
 
-def token_logps(cfg: ModelConfig, params, batch, chunk: int = 0) -> tuple[jax.Array, dict]:
-  """log π(token_t | tokens_<t) for t ≥ 1: [B, L-1] float32 (column t-1 holds token t),
-  and the model's aux (expert loads for the router-bias update, balance loss). With
-  `chunk` > 0 the head runs `chunk` positions at a time (config.rl.logprob_chunk): the
-  same numbers without [B, L-1, V] logits."""
-  inputs = dict(positions=batch["positions"][:, :-1], segment_ids=batch["segment_ids"][:, :-1],
-                return_aux=True)
-  targets = batch["tokens"][:, 1:]
-  if chunk:
-    hidden, aux = forward(cfg, params, batch["tokens"][:, :-1], hidden_only=True, **inputs)
-    return grpo.chunked_sequence_logps(hidden, head_weight(cfg, params), targets, chunk), aux
-  logits, aux = forward(cfg, params, batch["tokens"][:, :-1], **inputs)
-  return grpo.sequence_logps(logits, targets), aux
-
-
 class GRPOStage(Stage):
   """Batches from rollouts; `loss_fn` is the GRPO objective over them."""
 
@@ -261,7 +208,7 @@ class GRPOStage(Stage):
       raise ValueError(f"config.rl.num_generations={rl.num_generations}: GRPO needs at least 2 "
                        "completions per prompt for a group baseline")
     self.G = rl.num_generations
-    sharding.check_divisibility(cfg, mesh, batch_size=rl.prompts_per_step * self.G)
+    check_divisibility(cfg, mesh, batch_size=rl.prompts_per_step * self.G)
     ckpt_lib.check_init_from(config.get("init_from", ""))  # before loading rewards
     self.reward_fns = rewards_lib.load_reward_models(rl.get("reward_models", {}))
     self.sources = load_sources(config, self.reward_fns)
@@ -287,23 +234,10 @@ class GRPOStage(Stage):
                          top_p=rl.top_p, top_k=rl.top_k, vocab_limit=tokenizer.vocab_size,
                          stop_token_ids=(tokenizer.eos_id,),
                          stop_sequences=stop_ids)
-    self.logprob_chunk = rl.get("logprob_chunk", 0)
-    self._ref_logps = jax.jit(lambda p, b: token_logps(cfg, p, b, self.logprob_chunk)[0])
+    chunk = rl.get("logprob_chunk", 0)
+    self.loss_fn = grpo.make_grpo_loss(cfg, logprob_chunk=chunk, **self.loss_kwargs)
+    self._ref_logps = jax.jit(lambda p, b: grpo.token_logps(cfg, p, b, chunk)[0])
     self._samples: list[str] = []
-
-  # ---------------------------------------------------------------- the loss (jitted)
-
-  def loss_fn(self, params, batch):
-    logps, aux = token_logps(self.cfg, params, batch, self.logprob_chunk)
-    mask = batch["completion_mask"][:, 1:]
-    ref = batch.get("ref_logps")
-    loss, metrics = grpo.policy_loss(logps, batch["old_logps"], ref, batch["advantages"], mask,
-                                     **self.loss_kwargs)
-    if "balance_loss" in aux:
-      loss = loss + aux["balance_loss"]
-    return loss, (metrics, aux)
-
-  # ---------------------------------------------------------------- host side
 
   def extra_state(self, weights) -> dict:
     # The reference policy is the initial one: frozen weights, no optimizer state.

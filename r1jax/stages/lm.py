@@ -1,17 +1,5 @@
-"""What each `config.stage` feeds the one train loop.
-
-A stage supplies the loss and the batches; the loop owns the optimizer, checkpoints and
-logging. Interface (duck-typed, see `LMStage`):
-
-    loss_fn(params, batch) -> (loss, (metrics, model_aux))     pure, jitted by the loop
-    begin_step(state) -> state         e.g. refresh the GRPO reference model
-    next_batch(state, rng) -> (batch of device arrays, host metrics)
-    updates_per_batch                                           μ of GRPO, 1 otherwise
-    extra_state(weights) -> dict      more train state (e.g. the GRPO reference model)
-    evaluate(state, rng) -> dict      "eval/..." metrics
-    samples() -> list[str]            a few texts to log
-    data_state() / set_data_state()   the data iterator's position, for exact resumes
-    progress_keys                     metrics shown on the progress bar
+"""Language-model stages: next-token training on text (`pretrain`, and `sft` on the
+generated tiny base documents) and SFT on conversations (`sft`, R1 §2.3.1 and §2.3.3).
 """
 
 from __future__ import annotations
@@ -24,31 +12,14 @@ import jax
 import ml_collections
 import numpy as np
 
-from r1jax import sharding
 from r1jax.data import conversations, tasks
 from r1jax.data.datasets import PromptIterator, load_prompts
+from r1jax.data.templates import r1_zero_prompt
+from r1jax.losses.lm import make_lm_loss, token_batch
 from r1jax.models import ModelConfig
-from r1jax.rl.templates import r1_zero_prompt
-from r1jax.sft import make_lm_loss, token_batch
-
-
-class Stage:
-  """Defaults: one update per batch, no extra state, a resumable `self.train_iter`."""
-
-  updates_per_batch = 1
-
-  def begin_step(self, state):
-    return state
-
-  def extra_state(self, weights) -> dict:
-    return {}
-
-  def data_state(self) -> dict:
-    return self.train_iter.get_state()
-
-  def set_data_state(self, state: dict | None) -> None:
-    if state:
-      self.train_iter.set_state(state)
+from r1jax.models.partitioning import check_divisibility
+from r1jax.runtime import sharding
+from r1jax.stages.base import Stage
 
 
 class LMStage(Stage):
@@ -67,7 +38,7 @@ class LMStage(Stage):
     if d.source != "tiny_base":
       raise ValueError(f"config.data.source={d.source!r} is not a text source of stage "
                        f"{config.stage!r}; available: 'tiny_base'")
-    sharding.check_divisibility(cfg, mesh, batch_size=d.batch_size)
+    check_divisibility(cfg, mesh, batch_size=d.batch_size)
     self.train_iter = PromptIterator(load_prompts("arithmetic:train", limit=d.num_train,
                                                   seed=config.seed), d.batch_size, seed=config.seed)
     self.eval_records = load_prompts("arithmetic:test", limit=d.num_eval, seed=config.seed)
@@ -132,7 +103,7 @@ class SFTStage(Stage):
   def __init__(self, config: ml_collections.ConfigDict, cfg: ModelConfig, tokenizer, mesh):
     self.config, self.tokenizer, self.mesh = config, tokenizer, mesh
     d = config.data
-    sharding.check_divisibility(cfg, mesh, batch_size=d.batch_size)
+    check_divisibility(cfg, mesh, batch_size=d.batch_size)
 
     def load(spec):
       return conversations.load_conversations(spec, seed=config.seed,
@@ -194,22 +165,3 @@ class SFTStage(Stage):
       return []
     seg = self._last_batch["segment_ids"][0]
     return [self.tokenizer.decode(self._last_batch["tokens"][0][seg == 1])]
-
-
-def make_stage(config: ml_collections.ConfigDict, cfg: ModelConfig, tokenizer, mesh):
-  """The stage object for `config.stage` (and, for "sft", config.data.source)."""
-  if config.stage == "sft" and config.data.get("source", "tiny_base") != "tiny_base":
-    return SFTStage(config, cfg, tokenizer, mesh)
-  if config.stage in ("pretrain", "sft"):
-    return LMStage(config, cfg, tokenizer, mesh)
-  if config.stage == "grpo":
-    from r1jax.rl.rollout import GRPOStage
-    return GRPOStage(config, cfg, tokenizer, mesh)
-  if config.stage == "reward_model":
-    from r1jax.reward_model import RewardModelStage
-    return RewardModelStage(config, cfg, tokenizer, mesh)
-  if config.stage == "distill":
-    from r1jax.distill import DistillStage
-    return DistillStage(config, cfg, tokenizer, mesh)
-  raise ValueError(f"unknown config.stage={config.stage!r}; one of 'pretrain', 'sft', 'grpo', "
-                   "'reward_model', 'distill'")

@@ -12,12 +12,12 @@ import argparse
 
 import jax
 
-from r1jax import checkpoint as ckpt_lib
+from r1jax.models import loading
 from r1jax.models.hf import save_hf_checkpoint
 
 
 def export(workdir: str, out: str, *, step: int | None = None, dtype: str = "float32") -> str:
-  cfg, weights = ckpt_lib.restore_run_weights(workdir, step=step)
+  cfg, weights = loading.restore_run_weights(workdir, step=step)
   save_hf_checkpoint(cfg, jax.device_get(weights), out, dtype=dtype)
   return out
 

@@ -1,4 +1,4 @@
-"""Renders a run's curves: `python -m r1jax.report --workdir=workdirs/grpo_zero`.
+"""Renders a run's curves: `python -m r1jax.tools.report --workdir=workdirs/grpo_zero`.
 
 Needs matplotlib (in the `dev` extra).
 
@@ -12,7 +12,7 @@ from __future__ import annotations
 import argparse
 import os
 
-from r1jax.metrics import read_metrics
+from r1jax.runtime.metrics import read_metrics
 
 PANELS = ("reward/mean", "reward/accuracy", "reward/format", "completion/mean_length", "kl",
           "clip_fraction", "eval/accuracy", "eval/format", "loss", "eval/nll")

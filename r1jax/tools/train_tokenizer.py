@@ -24,7 +24,7 @@ from pathlib import Path
 
 import sentencepiece as spm
 
-from r1jax.tokenizers import TAGS
+from r1jax.data.tokenizers import TAGS
 
 REPO = Path(__file__).resolve().parents[2]
 R1_ZERO = (
