@@ -114,7 +114,7 @@ print(f"{config.train.num_steps} steps x {config.rl.prompts_per_step} prompts x 
 
 # %%
 from r1jax.data.datasets import load_prompts
-from r1jax.rl.rollout import prompt_text
+from r1jax.data.templates import prompt_text
 
 example = load_prompts(config.data.train, limit=1, seed=config.seed)[0]
 print(prompt_text(config.data.template, example["question"]))
@@ -136,15 +136,15 @@ print({k: round(v, 4) for k, v in last.items() if k.startswith(("reward/", "eval
 # %% [markdown]
 # ## The curves
 #
-# One row per step in `metrics.jsonl` (`r1jax.metrics.read_metrics`); `python -m r1jax.report
+# One row per step in `metrics.jsonl` (`r1jax.runtime.metrics.read_metrics`); `python -m r1jax.tools.report
 # --workdir=...` draws every panel into `report.png`.
 
 # %%
 import matplotlib.pyplot as plt
 from IPython.display import Markdown, display
 
-from r1jax.metrics import read_metrics
-from r1jax.report import series, summary_markdown
+from r1jax.runtime.metrics import read_metrics
+from r1jax.tools.report import series, summary_markdown
 
 rows = read_metrics(WORKDIR)
 fig, axes = plt.subplots(1, 3, figsize=(14, 3.4))
@@ -176,14 +176,13 @@ display(Markdown(summary_markdown(rows)))
 # `arithmetic:test` never appear in training) and scored with the training rewards.
 
 # %%
-from r1jax import checkpoint as ckpt_lib
-from r1jax.rl import rewards
+from r1jax import rewards
+from r1jax.data.tokenizers import load_tokenizer, tokenizer_spec
+from r1jax.models.loading import model_config, restore_run_weights
 from r1jax.sampling import SamplingParams, generate_text
-from r1jax.tokenizers import load_tokenizer
-from r1jax.train import model_config, tokenizer_spec
 
 cfg = model_config(config)
-_, weights = ckpt_lib.restore_run_weights(WORKDIR, expected=cfg)
+_, weights = restore_run_weights(WORKDIR, expected=cfg)
 tok = load_tokenizer(tokenizer_spec(config))
 problems = load_prompts("arithmetic:test", limit=config.rl.prompts_per_step if FAST else 4,
                         seed=1)
@@ -205,7 +204,7 @@ for problem, prompt, outs in zip(problems, prompts, completions):
 #
 # * The full run: `python -m r1jax.train --config=configs/grpo_zero.py --workdir=workdirs/grpo_zero`
 #   (100 steps; `experiments/r1_zero_tiny/` has its curves), then
-#   `python -m r1jax.report --workdir=workdirs/grpo_zero`.
+#   `python -m r1jax.tools.report --workdir=workdirs/grpo_zero`.
 # * Other losses: `--config.rl.loss=dapo --config.rl.beta=0.0` (also `dr_grpo`, `gspo`).
 # * `02_model_tour.ipynb`: what is inside the model; `03_rewards.ipynb`: the reward functions;
 #   `04_hf_checkpoints.ipynb`: Hugging Face checkpoints in and out.

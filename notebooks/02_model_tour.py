@@ -205,10 +205,10 @@ print(f"\nlatent cache: {kv_bytes / 2**10:.0f} KiB for {MAX_LEN} tokens "
 import matplotlib.pyplot as plt
 
 from r1jax.data.datasets import load_prompts
+from r1jax.data.templates import prompt_text
+from r1jax.data.tokenizers import load_tokenizer
 from r1jax.models import update_router_biases
 from r1jax.models.hf import load_hf_checkpoint
-from r1jax.rl.rollout import prompt_text
-from r1jax.tokenizers import load_tokenizer
 
 cfg, params = load_hf_checkpoint(str(Path(r1jax.__file__).parent / "assets" / "tiny_base"))
 tok = load_tokenizer("r1jax_tiny")

@@ -17,7 +17,7 @@
 # # Rule-based rewards
 #
 # R1-Zero learns from rewards computed by rules, not by a reward model (R1 §2.2.2). The
-# functions in `r1jax.rl.rewards` all have the signature
+# functions in `r1jax.rewards` all have the signature
 # `fn(prompts, completions, **dataset_fields) -> list[float]`, one value per completion,
 # and `score` combines them by weight. This notebook tries each on hand-written strings;
 # change them and rerun.
@@ -82,7 +82,7 @@ print(f"r1jax {r1jax.__version__} from {Path(r1jax.__file__).parent}; "
 # %%
 from IPython.display import Markdown, display
 
-from r1jax.rl.rewards import extract_answer, math_equal
+from r1jax.rewards import extract_answer, math_equal
 
 for text in ["<think> 7 + 8 = 15 </think> <answer> 15 </answer>",
              r"so the answer is \boxed{\frac{1}{2}}.",
@@ -125,8 +125,8 @@ assert all(math_equal(p, g) == e for p, g, e in CASES)
 # `<think>` (R1's chat template), the completion starts inside the think block.
 
 # %%
-from r1jax.rl.rewards import format_reward, tag_count_reward
-from r1jax.rl.templates import r1_zero_prompt
+from r1jax.data.templates import r1_zero_prompt
+from r1jax.rewards import format_reward, tag_count_reward
 
 prompt = r1_zero_prompt("What is 47 + 38?")
 completions = [
@@ -152,7 +152,7 @@ print("\nprompt ends in <think>:", format_reward([prefilled], [" 7 + 8 = 15 </th
 # the CoT to the reward.
 
 # %%
-from r1jax.rl.rewards import language_consistency_reward
+from r1jax.rewards import language_consistency_reward
 
 cots = ["<think> First add the units: 7 + 8 = 15, carry one. </think> <answer> 85 </answer>",
         "<think> 先算个位 7 + 8 = 15, then the tens. </think> <answer> 85 </answer>",
@@ -169,8 +169,8 @@ for lang in ("en", "zh"):
 # The expression is parsed by a small exact-fraction parser, never `eval`.
 
 # %%
-from r1jax.rl.rewards import countdown_reward
-from r1jax.rl.rewards.countdown import check_countdown
+from r1jax.rewards import countdown_reward
+from r1jax.rewards.countdown import check_countdown
 
 numbers, target = [19, 36, 55, 7], 65
 for expr in ["55 + 36 - 7 - 19", "55 + 36 - 7 - 19 = 65", "(55 - 19) * 7 / 36 + 58",
@@ -188,7 +188,7 @@ print(countdown_reward(["", ""], ["<answer> 55 + 36 - 7 - 19 </answer>", "<answe
 # than stopping training.
 
 # %%
-from r1jax.rl import rewards
+from r1jax import rewards
 
 completions = ["<think> 7 + 8 = 15 , 4 + 3 + 1 = 8 </think> <answer> 85 </answer>",
                "<think> 7 + 8 = 15 </think> <answer> 84 </answer>",

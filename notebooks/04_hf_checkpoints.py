@@ -142,9 +142,9 @@ print(HF_CHECKPOINT, sorted(os.listdir(HF_CHECKPOINT)))
 import jax.numpy as jnp
 import numpy as np
 
+from r1jax.data.tokenizers import load_tokenizer
 from r1jax.models import count_params, forward
 from r1jax.models.hf import load_hf_checkpoint
-from r1jax.tokenizers import load_tokenizer
 
 cfg, params = load_hf_checkpoint(HF_CHECKPOINT)
 tok = load_tokenizer(HF_CHECKPOINT)

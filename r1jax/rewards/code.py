@@ -196,7 +196,7 @@ import sys
 
 
 def _deny_hook(box):
-  """Layer 3 (see r1jax/rl/rewards/code.py). The hook's state is immutable and all it calls
+  """Layer 3 (see r1jax/rewards/code.py). The hook's state is immutable and all it calls
   is captured here, so a program that patches builtins, os or posix changes nothing; gc's
   object walks are refused so that the hook cannot be found and rewired."""
   import posix
