@@ -87,7 +87,7 @@ def bench_r1jax(cfg: ModelConfig, params, batch: int, prompt: int, new: int,
 
   def run(n_new):
     sp = SamplingParams(max_new_tokens=n_new, temperature=1.0, seed=1)
-    return lambda: generate(cfg, params, prompts, sp, pad_multiple=1)
+    return lambda: generate(cfg, params, prompts, sp, bucket=False)
 
   t_n, t_1 = _timed(run(new), repeats), _timed(run(1), repeats)
   decode_s = max(t_n - t_1, 1e-9)

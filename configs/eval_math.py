@@ -21,6 +21,7 @@ import os
 import ml_collections
 
 import r1jax
+from r1jax.runtime.compilation import default_cache_dir
 
 
 def get_config(variant: str = "tiny") -> ml_collections.ConfigDict:
@@ -37,6 +38,7 @@ def get_config(variant: str = "tiny") -> ml_collections.ConfigDict:
   # Generation replicates the batch on every device of the mesh; sizes without a -1 use
   # the first that many devices. Split a big model with tensor=N (or fsdp=N).
   c.mesh = ml_collections.ConfigDict(dict(data=1, fsdp=1, expert=1, tensor=1))
+  c.compilation_cache = default_cache_dir()  # JAX's persistent compilation cache; "" off
 
   c.data = ml_collections.ConfigDict()
   c.data.datasets = ("arithmetic:test@128",)

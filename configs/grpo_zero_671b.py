@@ -41,6 +41,7 @@ def get_config() -> ml_collections.ConfigDict:
   c.rl.prompts_per_step = 32
   c.rl.num_generations = 16
   c.rl.max_new_tokens = 32768
+  c.rl.max_prompt_len = 2048
   c.rl.temperature = 1.0
   c.rl.epsilon = 10.0
   c.rl.beta = 0.001

@@ -11,6 +11,8 @@ R1-Zero's RL closes (`r1jax.data.tasks.base_document`).
 
 import ml_collections
 
+from r1jax.runtime.compilation import default_cache_dir
+
 
 def get_config() -> ml_collections.ConfigDict:
   c = ml_collections.ConfigDict()
@@ -21,6 +23,8 @@ def get_config() -> ml_collections.ConfigDict:
   c.init_from = ""
   c.seed = 0
   c.mesh = ml_collections.ConfigDict(dict(data=-1, fsdp=1, expert=1, tensor=1))
+  # JAX's persistent compilation cache: a repeated or resumed run skips compiles; "" off.
+  c.compilation_cache = default_cache_dir()
 
   c.data = ml_collections.ConfigDict()
   c.data.source = "tiny_base"

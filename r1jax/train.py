@@ -23,6 +23,7 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 import ml_collections
+import numpy as np
 import optax
 from tqdm import tqdm
 
@@ -32,6 +33,7 @@ from r1jax.models.loading import (check_same_model, init_weights, model_config,
                                   model_config_dict)
 from r1jax.runtime import checkpoint as ckpt_lib
 from r1jax.runtime import distributed, sharding
+from r1jax.runtime.compilation import CompileLog, use_persistent_cache
 from r1jax.runtime.metrics import MetricsWriter
 from r1jax.runtime.optimizer import make_optimizer
 from r1jax.stages.distill import DistillStage
@@ -102,11 +104,14 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
   Parameters, optimizer state, batches and activations are laid out by the sharding rules:
   `sharding.DEFAULT_RULES` with `config.sharding_rules` applied ("q_lora:fsdp,...").
   """
-  with sharding.use_rules(sharding.rules_with(config.get("sharding_rules", ""))):
-    return _train_and_evaluate(config, workdir)
+  use_persistent_cache(config)
+  with sharding.use_rules(sharding.rules_with(config.get("sharding_rules", ""))), \
+      CompileLog() as compiles:
+    return _train_and_evaluate(config, workdir, compiles)
 
 
-def _train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[str, float]:
+def _train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
+                        compiles: CompileLog) -> dict[str, float]:
   cfg = model_config(config)
   tokenizer = load_tokenizer(tokenizer_spec(config))
   if tokenizer.vocab_size > cfg.vocab_size:
@@ -157,20 +162,26 @@ def _train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict
 
   prev = {s: signal.signal(s, on_signal) for s in (signal.SIGTERM, signal.SIGINT)}
   last: dict[str, float] = {}
+  times: list[dict[str, float]] = []
   skipped_before, skipped_in_a_row = int(state["skipped"]), 0
   bar = tqdm(total=total, initial=start, desc=config.stage, dynamic_ncols=True,
              disable=jax.process_index() != 0)
   try:
     for step in range(start, total):
-      t0 = time.perf_counter()
+      t0, compiled_before, compile_s_before = time.perf_counter(), compiles.total, compiles.seconds
       state = stage.begin_step(state)
       with sharding.activation_sharding(mesh):  # traced steps split activations by batch
         batch, host_metrics = stage.next_batch(state, jax.random.fold_in(rng, step + 1))
+        t_update = time.perf_counter()
         for _ in range(stage.updates_per_batch):
           state, metrics = train_step(state, batch)
       metrics = {k: float(v) for k, v in jax.device_get(metrics).items()}
       metrics.update(host_metrics)
+      metrics["time/update_s"] = time.perf_counter() - t_update
       metrics["time/step_s"] = time.perf_counter() - t0
+      metrics["time/compile_s"] = compiles.seconds - compile_s_before
+      metrics["time/compiles"] = float(compiles.total - compiled_before)
+      times.append({k: v for k, v in metrics.items() if k.startswith("time/")})
       skipped_in_a_row = skipped_in_a_row + 1 if int(state["skipped"]) > skipped_before else 0
       skipped_before = int(state["skipped"])
       if skipped_in_a_row > config.train.get("max_consecutive_skips", 20):
@@ -200,7 +211,21 @@ def _train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict
       signal.signal(s, handler)
     checkpointer.close()
     writer.close()
+  if times and jax.process_index() == 0:
+    print(time_summary(config.stage, times, compiles))
   return last
+
+
+def time_summary(stage: str, times: list[dict[str, float]], compiles: CompileLog) -> str:
+  """One line on where a run's time went: median seconds per step and per phase, and
+  what it compiled (programs lowered, and how often each; tracing + compiling seconds)."""
+  median = lambda k: float(np.median([t[k] for t in times if k in t]))
+  phases = [k for k in times[-1] if k.endswith("_s")
+            and k not in ("time/step_s", "time/compile_s", "time/tokens_per_s")]
+  parts = ", ".join(f"{k[5:-2]} {median(k):.2f}" for k in phases)
+  programs = ", ".join(f"{name} ×{n}" for name, n in sorted(compiles.counts.items()))
+  return (f"{stage}: {len(times)} steps, median {median('time/step_s'):.2f} s/step ({parts}); "
+          f"compiled {compiles.total} programs in {compiles.seconds:.1f} s: {programs}")
 
 
 def parse_flags(argv: list[str], prog: str = "r1jax.train") -> list[str]:
@@ -245,6 +270,7 @@ def run_cli(prog: str, run, what: str = "experiment") -> None:
     workdir = flags.FLAGS.workdir or os.path.join(
         "workdirs", os.path.splitext(os.path.basename(flags.FLAGS["config"].config_filename))[0])
     absl_logging.set_verbosity(absl_logging.WARNING)  # orbax is chatty at INFO
+    use_persistent_cache(config)
     run(config, workdir)
 
   app.run(main, flags_parser=lambda argv: parse_flags(argv, prog=prog))

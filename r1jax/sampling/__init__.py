@@ -7,7 +7,8 @@
 
 from r1jax.sampling.processors import (min_p_filter, process_logits, sample_token,
                                        top_k_filter, top_p_filter)
-from r1jax.sampling.sampler import GenerationResult, SamplingParams, generate, generate_text
+from r1jax.sampling.sampler import (GenerationResult, SamplingParams, generate, generate_text,
+                                    prompt_bucket)
 
 __all__ = ["GenerationResult", "SamplingParams", "generate", "generate_text", "min_p_filter",
-           "process_logits", "sample_token", "top_k_filter", "top_p_filter"]
+           "process_logits", "prompt_bucket", "sample_token", "top_k_filter", "top_p_filter"]

@@ -1,9 +1,11 @@
 """Batched generation with per-token log-probs: the rollout engine.
 
 `generate` runs in three steps, none of which returns to Python per token:
-  1. host: check the inputs, left-pad the B prompts to a common length P (a multiple of
-     `pad_multiple`, so few distinct shapes get compiled); a token's position is its column
-     and pads have segment 0, so they sit in cache slots no real token attends to;
+  1. host: check the inputs, left-pad the B prompts to a common length P, the
+     `prompt_bucket` of the longest (16, 24, 32, 48, 64, 96, ...: at most two lengths per
+     octave, so a run compiles each program a few times whatever its prompts' lengths);
+     a token's position is its column and pads have segment 0, so they sit in cache
+     slots no real token attends to;
   2. `_prefill` (jitted): one forward pass over the B prompts into a P-slot cache;
   3. `_decode` (jitted): repeat each prompt's cache rows n times (row = prompt·n + j, so
      a group shares one prefill), widen the cache to P + max_new_tokens slots, and sample
@@ -42,6 +44,17 @@ _WILDCARD, _NEVER = -1, -2  # entries of the stop array: matches anything / noth
 
 def _round_up(x: int, m: int) -> int:
   return -(-x // m) * m
+
+
+def prompt_bucket(length: int, limit: int | None = None) -> int:
+  """The padded length of prompts whose longest has `length` tokens: the smallest of
+  16, 24, 32, 48, 64, 96, 128, ... (2^k and 3·2^(k-1)) that holds it, or `limit` when that
+  is smaller (never less than `length`). Padding costs at most half a prompt's tokens
+  and the number of shapes grows with the log of the longest prompt."""
+  bucket = 16
+  while bucket < length:
+    bucket = bucket * 3 // 2 if bucket & (bucket - 1) == 0 else bucket * 4 // 3
+  return max(length, min(bucket, limit)) if limit is not None else bucket
 
 
 @dataclasses.dataclass(frozen=True)
@@ -105,7 +118,8 @@ class GenerationResult:
   tokens [R, M] int32 (pad_id where mask is 0); mask [R, M] int32 (1 for generated tokens,
   up to and including the stop); logps_sampling, logps_model [R, M] float32 (0 where
   masked): log-probs under the processed distribution and under the model; lengths [R];
-  finish_reason: "stop" or "length" per row; prompt_index [R].
+  finish_reason: "stop" or "length" per row; prompt_index [R]; prompt_len P, the padded
+  prompt length: completion token t sat at position P + t.
   """
   tokens: np.ndarray
   mask: np.ndarray
@@ -114,6 +128,7 @@ class GenerationResult:
   lengths: np.ndarray
   finish_reason: tuple[str, ...]
   prompt_index: np.ndarray
+  prompt_len: int
 
 
 # ----------------------------------------------------------------- compiled parts
@@ -253,19 +268,20 @@ def _check_inputs(cfg: ModelConfig, prompts, sp: SamplingParams, pad_id: int) ->
 
 
 def generate(cfg: ModelConfig, params, prompts: list[list[int]], sp: SamplingParams, *,
-             pad_id: int = 0, cache_dtype=None, pad_multiple: int = 16) -> GenerationResult:
+             pad_id: int = 0, cache_dtype=None, bucket: bool = True) -> GenerationResult:
   """Samples sp.n completions of sp.max_new_tokens tokens for each prompt.
 
   prompts: B lists of token ids (any lengths). cache_dtype: that of the decode cache
   (default cfg.dtype, which loses nothing: the cached values are computed in cfg.dtype).
   Returns a `GenerationResult` with R = B·n rows, prompt p's group in rows p·n .. p·n+n-1.
+  Prompts are left-padded to their `prompt_bucket` (`bucket=False`: to the longest).
   With params spanning several processes, every process must call this with the same
   arguments (the host inputs enter the jitted steps as global values).
   """
   _check_inputs(cfg, prompts, sp, pad_id)
   B, longest = len(prompts), max(len(p) for p in prompts)
-  P = max(longest, min(_round_up(longest, pad_multiple),
-                       cfg.max_position_embeddings - sp.max_new_tokens))
+  P = (prompt_bucket(longest, cfg.max_position_embeddings - sp.max_new_tokens) if bucket
+       else longest)
   tokens = np.full((B, P), pad_id, np.int32)
   segment_ids = np.zeros((B, P), np.int32)
   for i, p in enumerate(prompts):
@@ -281,7 +297,7 @@ def generate(cfg: ModelConfig, params, prompts: list[list[int]], sp: SamplingPar
   return GenerationResult(
       tokens=out, mask=mask, logps_sampling=lp_s, logps_model=lp_m, lengths=mask.sum(axis=1),
       finish_reason=tuple("stop" if s else "length" for s in stopped),
-      prompt_index=np.repeat(np.arange(B), sp.n))
+      prompt_index=np.repeat(np.arange(B), sp.n), prompt_len=P)
 
 
 def generate_text(cfg: ModelConfig, params, tokenizer, prompts: list[str],

@@ -49,6 +49,8 @@ single-source form: `rl.rewards = {"accuracy": 1.0, "helpful": 0.5}`.
 from __future__ import annotations
 
 import dataclasses
+import logging
+import time
 from math import isfinite
 
 import jax
@@ -64,9 +66,10 @@ from r1jax.models import ModelConfig
 from r1jax.models.partitioning import check_divisibility
 from r1jax.runtime import checkpoint as ckpt_lib
 from r1jax.runtime import distributed, sharding
-from r1jax.sampling import SamplingParams, generate
+from r1jax.sampling import GenerationResult, SamplingParams, generate
 from r1jax.stages.base import Stage
 
+LONG_PROMPTS = ("skip", "truncate")  # config.rl.long_prompts
 SOURCE_KEYS = ("spec", "weight", "rewards", "eval", "template", "instruction", "num_train")
 
 
@@ -152,6 +155,17 @@ def load_sources(config: ml_collections.ConfigDict, reward_fns) -> dict[str, Sou
   return sources
 
 
+@dataclasses.dataclass(frozen=True)
+class Rollout:
+  """Completions of B prompts × n, scored: what `GRPOStage._rollout` returns."""
+  prompts: list[list[int]]  # B prompts' token ids
+  result: GenerationResult  # the sampler's [B·n, M] arrays
+  texts: list[str]  # B·n decoded completions
+  rewards: np.ndarray  # [B·n] weighted totals
+  scored: dict  # source -> (its rows, their `rewards.score` parts)
+  seconds: dict[str, float]  # {"rollout": sampling and decoding, "reward": scoring}
+
+
 def _concat_parts(parts: list[dict]) -> dict[str, list[float] | float]:
   """The parts of `rewards.score` over several sets of completions, as one call over all
   of them would give: each reward's values concatenated, its failures summed."""
@@ -173,13 +187,15 @@ def _merge_parts(parts: list[dict]) -> dict[str, float]:
 
 
 def pack_rollout(prompts: list[list[int]], completions: np.ndarray, completion_mask: np.ndarray,
-                 group_size: int, pad_id: int) -> dict[str, np.ndarray]:
+                 group_size: int, pad_id: int, prompt_len: int = 0) -> dict[str, np.ndarray]:
   """[prompt | completion] rows for B prompts × G completions.
 
   prompts: B token lists; completions, completion_mask: [B·G, C] -> tokens, positions,
-  segment_ids, completion_mask: [B·G, P + C] with P the longest prompt.
+  segment_ids, completion_mask: [B·G, P + C] with P = prompt_len (default: the longest
+  prompt). The rollout passes the sampler's P, so every token sits at the position it was
+  sampled at and the train step's shapes are the sampler's few prompt buckets.
   """
-  P = max(len(p) for p in prompts)
+  P = prompt_len or max(len(p) for p in prompts)
   BG, C = completions.shape
   tokens = np.full((BG, P + C), pad_id, np.int32)
   segment_ids = np.zeros((BG, P + C), np.int32)
@@ -212,6 +228,13 @@ class GRPOStage(Stage):
     ckpt_lib.check_init_from(config.get("init_from", ""))  # before loading rewards
     self.reward_fns = rewards_lib.load_reward_models(rl.get("reward_models", {}))
     self.sources = load_sources(config, self.reward_fns)
+    self.max_prompt_len = rl.get("max_prompt_len", 0)
+    self.long_prompts = rl.get("long_prompts", "skip")
+    if self.long_prompts not in LONG_PROMPTS:
+      raise ValueError(f"config.rl.long_prompts={self.long_prompts!r}; use one of {LONG_PROMPTS}")
+    if self.max_prompt_len and self.long_prompts == "skip":
+      self.sources = {name: self._without_long_prompts(name, src)
+                      for name, src in self.sources.items()}
     self.mixture = "sources" in d
     if self.mixture:
       self.train_iter = MixtureIterator({k: s.train for k, s in self.sources.items()},
@@ -236,7 +259,11 @@ class GRPOStage(Stage):
                          stop_sequences=stop_ids)
     chunk = rl.get("logprob_chunk", 0)
     self.loss_fn = grpo.make_grpo_loss(cfg, logprob_chunk=chunk, **self.loss_kwargs)
-    self._ref_logps = jax.jit(lambda p, b: grpo.token_logps(cfg, p, b, chunk)[0])
+
+    def ref_logps(weights, batch):
+      return grpo.token_logps(cfg, weights, batch, chunk)[0]
+
+    self._ref_logps = jax.jit(ref_logps)
     self._samples: list[str] = []
 
   def extra_state(self, weights) -> dict:
@@ -252,18 +279,48 @@ class GRPOStage(Stage):
       state = dict(state, ref_params=jax.tree.map(jnp.copy, weights))
     return state
 
-  def _rollout(self, params, items: list[tuple[str, dict]], n: int, seed: int, **overrides):
+  def _encode(self, text: str) -> list[int]:
+    """A prompt's ids; with rl.long_prompts="truncate", cut to rl.max_prompt_len from the
+    left after the BOS (the question's end, where the generation prompt is, stays)."""
+    ids = encode_prompt(self.tokenizer, text)
+    if self.max_prompt_len and len(ids) > self.max_prompt_len:
+      ids = ids[:1] + ids[len(ids) - self.max_prompt_len + 1:]
+    return ids
+
+  def _without_long_prompts(self, name: str, src: Source) -> Source:
+    """`src` without the records whose prompts exceed rl.max_prompt_len (counted, logged)."""
+    def short(records):
+      return [r for r in records if len(encode_prompt(
+          self.tokenizer, record_prompt(src.template, r, src.instruction))) <= self.max_prompt_len]
+
+    train, evals = short(src.train), short(src.eval)
+    dropped = len(src.train) - len(train), len(src.eval) - len(evals)
+    key = f"config.data.sources.{name}" if name else "config.data"
+    for what, kept, records in (("training", train, src.train), ("held-out", evals, src.eval)):
+      if records and not kept:
+        raise ValueError(f"{key}: every one of the {len(records)} {what} prompts is longer than "
+                         f"config.rl.max_prompt_len={self.max_prompt_len} tokens; raise it or "
+                         "set config.rl.long_prompts='truncate'")
+    if any(dropped):
+      logging.warning("grpo%s: skipped %d of %d training and %d of %d held-out prompts longer "
+                      "than rl.max_prompt_len=%d tokens (rl.long_prompts='skip')",
+                      f" source {name}" if name else "", dropped[0], len(src.train), dropped[1],
+                      len(src.eval), self.max_prompt_len)
+    return dataclasses.replace(src, train=train, eval=evals)
+
+  def _rollout(self, params, items: list[tuple[str, dict]], n: int, seed: int,
+               **overrides) -> Rollout:
     """`n` completions for each (source, record) of `items`, scored with the source's
-    rewards. Returns the prompts' tokens, the sampler's result, the completions' texts
-    [len(items)·n], their total rewards [len(items)·n] and, per source, (its completions'
-    rows, their `rewards.score` parts)."""
+    rewards."""
+    t0 = time.perf_counter()
     texts_in = [record_prompt(self.sources[src].template, r, self.sources[src].instruction)
                 for src, r in items]
-    prompts = [encode_prompt(self.tokenizer, t) for t in texts_in]
+    prompts = [self._encode(t) for t in texts_in]
     sp = SamplingParams(**dict(self.sampling, n=n, seed=seed, **overrides))
     result = generate(self.cfg, params, prompts, sp, pad_id=self.tokenizer.pad_id)
     texts = [self.tokenizer.decode(t[m.astype(bool)].tolist(), skip_special=False)
              for t, m in zip(result.tokens, result.mask)]
+    t1 = time.perf_counter()
     rows_of, mine = {}, {}
     for name in dict.fromkeys(src for src, _ in items):  # in order of appearance
       rows_of[name] = [i * n + j for i, (src, _) in enumerate(items) if src == name
@@ -283,7 +340,8 @@ class GRPOStage(Stage):
       done = [share[name] for share in shares if name in share]
       total[rows] = [v for values, _ in done for v in values]
       scored[name] = (rows, _concat_parts([parts for _, parts in done]))
-    return prompts, result, texts, total, scored
+    return Rollout(prompts, result, texts, total, scored,
+                   {"rollout": t1 - t0, "reward": time.perf_counter() - t1})
 
   def _metrics(self, prefix: str, scored: dict, rewards: np.ndarray) -> dict[str, float]:
     """{prefix}/<reward> over every completion it scored (failures summed), and for a
@@ -302,27 +360,38 @@ class GRPOStage(Stage):
     items = drawn if self.mixture else [("", r) for r in drawn]
     params = {"params": state["params"], "buffers": state["buffers"]}
     seed = self.config.seed * 1_000_003 + int(state["step"])
-    prompts, result, texts, rewards, scored = self._rollout(params, items, self.G, seed)
+    rollout = self._rollout(params, items, self.G, seed)
+    result, rewards, texts = rollout.result, rollout.rewards, rollout.texts
     adv = grpo.group_advantages(jnp.asarray(rewards), self.G, scale=self.adv_scale)
     mask = result.mask
-    batch = pack_rollout(prompts, result.tokens, mask, self.G, self.tokenizer.pad_id)
-    P = batch["tokens"].shape[1] - mask.shape[1]
+    P = result.prompt_len
+    batch = pack_rollout(rollout.prompts, result.tokens, mask, self.G, self.tokenizer.pad_id, P)
     old = np.zeros(batch["tokens"].shape, np.float32)
     old[:, P:] = result.logps_model * mask
     batch["old_logps"] = old[:, 1:]
     batch["advantages"] = np.asarray(adv, np.float32)
     batch = sharding.shard_batch(batch, self.mesh)
+    t0 = time.perf_counter()
     if self.config.rl.beta:
-      batch["ref_logps"] = self._ref_logps(state["ref_params"], batch)
+      batch["ref_logps"] = jax.block_until_ready(self._ref_logps(state["ref_params"], batch))
+    logprob_s = time.perf_counter() - t0
 
     lengths = mask.sum(1)
+    generated = float(lengths.sum())
     metrics = {"reward/mean": float(rewards.mean()), "reward/std": float(rewards.std()),
                "completion/mean_length": float(lengths.mean()),
                "completion/truncated_fraction": float(np.mean(
                    [r == "length" for r in result.finish_reason])),
                "groups/zero_variance_fraction": float(np.mean(
-                   np.asarray(grpo.zero_variance_groups(jnp.asarray(rewards), self.G))))}
-    metrics.update(self._metrics("reward", scored, rewards))
+                   np.asarray(grpo.zero_variance_groups(jnp.asarray(rewards), self.G)))),
+               "time/rollout_s": rollout.seconds["rollout"],
+               "time/reward_s": rollout.seconds["reward"], "time/logprob_s": logprob_s,
+               "time/tokens_per_s": generated / rollout.seconds["rollout"],
+               # decode steps run until the longest row stops: the rest of each row is waste
+               "rollout/padding_fraction": 1.0 - generated / (lengths.size * max(lengths.max(), 1)),
+               "rollout/prompt_len": float(P),
+               "rollout/longest_prompt": float(max(map(len, rollout.prompts)))}
+    metrics.update(self._metrics("reward", rollout.scored, rewards))
     src, first = items[0]
     about = (f"[{src}] " if self.mixture else "") + first["question"] + " ("
     about += f"gold {first['answer']}; " if "answer" in first else ""
@@ -338,9 +407,9 @@ class GRPOStage(Stage):
     if not items:
       return {}
     params = {"params": state["params"], "buffers": state["buffers"]}
-    _, _, _, rewards, scored = self._rollout(params, items, 1, self.config.seed,
-                                             temperature=e.temperature, top_p=e.top_p)
-    return self._metrics("eval", scored, rewards)
+    rollout = self._rollout(params, items, 1, self.config.seed, temperature=e.temperature,
+                            top_p=e.top_p)
+    return self._metrics("eval", rollout.scored, rollout.rewards)
 
   def samples(self) -> list[str]:
     return self._samples
