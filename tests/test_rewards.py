@@ -362,8 +362,8 @@ def test_language_per_completion_and_errors():
 
 
 def test_registry_names_and_signatures():
-  assert set(REWARDS) == {"accuracy", "format", "tag_count", "countdown", "arithmetic",
-                          "language", "code"}
+  assert set(REWARDS) == {"accuracy", "accuracy_standard", "format", "tag_count", "countdown",
+                          "arithmetic", "language", "code"}
   refs = dict(answer=["5", "5"], numbers=[[2, 3], [2, 3]], target=[5, 5],
               tests=[["assert True"]] * 2)
   completions = ["<think>2 + 3</think> <answer>5</answer>",

@@ -37,12 +37,14 @@ from r1jax.rewards.code import code_reward
 from r1jax.rewards.countdown import arithmetic_reward, countdown_reward
 from r1jax.rewards.format import format_reward, tag_count_reward
 from r1jax.rewards.language import language_consistency_reward
-from r1jax.rewards.math import accuracy_reward, extract_answer, math_equal
+from r1jax.rewards.math import (ANSWER_MODES, accuracy_reward, accuracy_standard_reward,
+                                extract_answer, find_answer, math_equal)
 
 RewardFn = Callable[..., list[float]]
 
 REWARDS: dict[str, RewardFn] = {
-    "accuracy": accuracy_reward,
+    "accuracy": accuracy_reward,  # strict: the answer in <answer>/\boxed{} (R1's format)
+    "accuracy_standard": accuracy_standard_reward,  # else also math-verify's final answer
     "format": format_reward,
     "tag_count": tag_count_reward,
     "countdown": countdown_reward,
@@ -233,7 +235,8 @@ def load_reward_models(specs: Mapping[str, Mapping[str, str]]) -> dict[str, Rewa
   return fns
 
 
-__all__ = ["FAILED_REWARD", "REWARDS", "VIEWS", "accuracy_reward", "arithmetic_reward",
-           "check_specs", "code_reward", "combine", "countdown_reward", "extract_answer",
-           "format_reward", "get_reward", "language_consistency_reward", "load_reward_models",
-           "math_equal", "score", "tag_count_reward"]
+__all__ = ["ANSWER_MODES", "FAILED_REWARD", "REWARDS", "VIEWS", "accuracy_reward",
+           "accuracy_standard_reward", "arithmetic_reward", "check_specs", "code_reward",
+           "combine", "countdown_reward", "extract_answer", "find_answer", "format_reward",
+           "get_reward", "language_consistency_reward", "load_reward_models", "math_equal",
+           "score", "tag_count_reward"]
