@@ -33,6 +33,8 @@ def get_config() -> ml_collections.ConfigDict:
   c.data.completions = ""  # a JSONL of R1-Zero completions: read it instead of sampling
   c.data.datasets = ("arithmetic:train@2048",)
   c.data.template = "r1_zero"  # the template R1-Zero was trained (and its outputs sampled) with
+  # The SFT data must mark its answers as the RL after it expects: <answer>/\boxed{} only.
+  c.data.answer_mode = "strict"
   c.sampling.num_samples = 4
 
   c.filters.min_language_share = 0.99

@@ -46,6 +46,9 @@ def get_config(variant: str = "tiny") -> ml_collections.ConfigDict:
   c.data.template = "r1_zero"  # r1_zero | r1_chat | none
   c.data.instruction = ""
   c.data.checker = "auto"  # auto | accuracy | arithmetic | countdown (r1jax.rewards)
+  # accuracy's answers: standard (in <answer>/\boxed{}, else the final answer math-verify
+  # finds) | strict (only <answer>/\boxed{}, as GRPO's reward); r1jax.rewards.math
+  c.data.answer_mode = "standard"
 
   c.sampling = ml_collections.ConfigDict()
   c.sampling.num_samples = 4  # n completions per problem (the paper's k)

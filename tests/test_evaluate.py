@@ -15,7 +15,7 @@ import pytest
 from configs import eval_math
 from r1jax.models import loading
 from r1jax.recipe import evaluate as ev
-from r1jax.rewards import extract_answer
+from r1jax.rewards import find_answer, math_equal
 from r1jax.runtime import checkpoint as ckpt_lib
 
 
@@ -171,6 +171,7 @@ def _config(tmp_path, **data):
     (lambda c: c.data.update(datasets=("nowhere.jsonl",)), FileNotFoundError, "nowhere.jsonl"),
     (lambda c: c.data.update(datasets=()), ValueError, "datasets is empty"),
     (lambda c: c.data.update(checker="exact"), ValueError, "config.data.checker"),
+    (lambda c: c.data.update(answer_mode="loose"), ValueError, "config.data.answer_mode"),
     (lambda c: c.update(init_from="/does/not/exist"), FileNotFoundError, "init_from"),
     (lambda c: c.update(select_fn="no_such_module:f"), ValueError, "config.select_fn"),
 ])
@@ -210,11 +211,14 @@ def test_load_model_from_an_r1jax_workdir(tmp_path):
 
 
 def _oracle(prompts, completions):
-  """A toy reward model that knows arithmetic: 1 for a right final answer."""
+  """A toy reward model that knows arithmetic: 1 for a right answer in <answer>/\\boxed{},
+  0.5 for one only standard mode finds; so it ranks a right sample first in either mode."""
   out = []
   for p, comp in zip(prompts, completions):
     a, b = map(int, re.findall(r"What is (\d+) \+ (\d+)\?", p)[-1])
-    out.append(float(ev.CHECKERS["arithmetic"](extract_answer(comp)) == str(a + b)))
+    right = [ev.CHECKERS["arithmetic"](find_answer(comp, mode)[0]) == str(a + b)
+             for mode in ("strict", "standard")]
+    out.append(right[0] + 0.5 * right[1])
   return out
 
 
@@ -260,6 +264,16 @@ def test_evaluate_end_to_end(tmp_path):
          for v, g in zip(votes, groups.values())]))
     assert math.isclose(m["format"], np.mean([s["format"] for s in rows]))
     assert math.isclose(m["answered"], np.mean([s["answer"] is not None for s in rows]))
+    # Why each sample counted: the mode, and where its answer was found.
+    mode = "strict" if checker == "arithmetic" else "standard"
+    assert m["answer_mode"] == mode and all(s["answer_mode"] == mode for s in rows)
+    assert all((s["found_by"] is None) == (s["answer"] is None) for s in rows)
+    assert all(s["found_by"] in (("answer_tag", "boxed", None) if mode == "strict" else
+                                 ("answer_tag", "boxed", "latex_final", "expr_final", "whole"))
+               for s in rows)
+    if mode == "standard":
+      assert all(s["correct"] == math_equal(s["completion"], s["gold"], mode="standard")
+                 for s in rows)
     if checker == "arithmetic":
       assert all(s["correct"] == (ev.CHECKERS["arithmetic"](s["answer"]) == s["gold"])
                  for s in rows)

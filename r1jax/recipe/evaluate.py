@@ -19,7 +19,12 @@ also printed) and, with config.write_samples, every completion to `samples.jsonl
 Answers are checked by the rule reward the records call for (config.data.checker,
 default "auto"): `arithmetic` (the exact integer) for the synthetic arithmetic task,
 `countdown` for records holding "numbers" and "target", otherwise `accuracy` (math-verify
-equivalence of the extracted final answer to "answer").
+equivalence of the final answer to "answer"), in config.data.answer_mode (default
+"standard": the answer in <answer>/\\boxed{}, else the final answer math-verify's own
+extraction finds, as a model is judged on its answers; "strict": only <answer>/\\boxed{},
+GRPO's reward; see r1jax.rewards.math). Each sample row of samples.jsonl records the mode
+("answer_mode") and how its answer was found ("found_by": "answer_tag", "boxed",
+"latex_final", "expr_final", "whole" or None).
 """
 
 from __future__ import annotations
@@ -49,7 +54,7 @@ from r1jax.data.tokenizers import load_tokenizer, tokenizer_spec
 from r1jax.models import ModelConfig
 from r1jax.models.loading import init_weights, model_config
 from r1jax.rewards.countdown import parse_integer
-from r1jax.rewards.math import extract_answer
+from r1jax.rewards.math import ANSWER_MODES, find_answer
 from r1jax.runtime import sharding
 from r1jax.sampling import SamplingParams, generate
 
@@ -156,6 +161,21 @@ CHECKERS: dict[str, Callable[[str | None], str | None]] = {
 }
 
 
+def answer_mode(config: ml_collections.ConfigDict, checker: str = "accuracy") -> str:
+  """How `checker` finds answers: config.data.answer_mode for the math checker `accuracy`;
+  "strict" (<answer>/\\boxed{} only) for the others, which read nothing else."""
+  mode = config.data.get("answer_mode", "standard")
+  if mode not in ANSWER_MODES:
+    raise ValueError(f"config.data.answer_mode={mode!r}; use 'standard' (also the final answer "
+                     "math-verify finds without <answer>/\\boxed{}) or 'strict' (only those)")
+  return mode if checker == "accuracy" else "strict"
+
+
+def checker_reward(checker: str, mode: str) -> str:
+  """The reward of r1jax.rewards that checks `checker`'s answers in `mode`."""
+  return "accuracy_standard" if checker == "accuracy" and mode == "standard" else checker
+
+
 def choose_checker(spec: str, records: list[dict], checker: str = "auto") -> str:
   """The reward that checks `spec`'s answers: `checker`, or by "auto" from the records."""
   if checker != "auto":
@@ -195,6 +215,7 @@ def load_datasets(config: ml_collections.ConfigDict) -> list[tuple[str, list[dic
     raise ValueError("config.data.datasets is empty; name at least one, e.g. 'arithmetic:test@64'")
   if len(set(specs)) != len(specs):
     raise ValueError(f"config.data.datasets lists a dataset twice: {specs}")
+  answer_mode(config)  # a bad mode fails before any model is loaded
   out = []
   for spec in specs:
     name, limit = parse_dataset(spec, d.get("limit", 0))
@@ -299,6 +320,8 @@ def evaluate_dataset(config, cfg, params, tokenizer, spec: str, records: list[di
   """Metrics of one dataset and its samples (one dict per completion). `index` (the
   dataset's place in the list) and config.seed seed the sampling."""
   d, n = config.data, sp.n
+  mode = answer_mode(config, checker)
+  reward = checker_reward(checker, mode)
   batch = min(config.sampling.prompts_per_batch, len(records))
   rows: list[dict] = []
   t0, t_gen, checker_errors = time.perf_counter(), 0.0, 0
@@ -316,22 +339,23 @@ def evaluate_dataset(config, cfg, params, tokenizer, spec: str, records: list[di
     R = len(chunk) * n
     flat_prompts = [p for p in prompts for _ in range(n)]
     refs = {k: [r.get(k) for r in chunk for _ in range(n)] for k in chunk[0] if k != "question"}
-    _, parts = rewards_lib.score({checker: 1.0, "format": 1.0}, flat_prompts, texts[:R], **refs)
+    _, parts = rewards_lib.score({reward: 1.0, "format": 1.0}, flat_prompts, texts[:R], **refs)
     scores = _scores(select_fn, flat_prompts, texts[:R]) if select_fn else None
     for i in range(R):
       r = chunk[i // n]
-      answer = extract_answer(texts[i])
+      answer, found_by = find_answer(texts[i], mode)
       rows.append({"dataset": spec, "problem": start + i // n, "sample": i % n,
                    "question": r["question"], "gold": r.get("answer"), "completion": texts[i],
-                   "answer": answer, "vote": CHECKERS[checker](answer),
-                   "correct": bool(parts[checker][i] > 0.5), "format": parts["format"][i],
+                   "answer": answer, "answer_mode": mode, "found_by": found_by,
+                   "vote": CHECKERS[checker](answer),
+                   "correct": bool(parts[reward][i] > 0.5), "format": parts["format"][i],
                    "length": int(lengths[i]), "finish_reason": finish[i],
                    **({"score": scores[i]} if scores else {})})
-    checker_errors += int(parts[f"errors/{checker}"])
+    checker_errors += int(parts[f"errors/{reward}"])
     bar.set_postfix({"pass@1": f"{np.mean([r['correct'] for r in rows]):.3f}"})
   bar.close()
   metrics = summarize(rows, n, ks)
-  metrics.update(checker=checker, checker_errors=checker_errors,
+  metrics.update(checker=checker, answer_mode=mode, checker_errors=checker_errors,
                  time_s=time.perf_counter() - t0,
                  tokens_per_s=sum(r["length"] for r in rows) / max(t_gen, 1e-9))
   return metrics, rows

@@ -265,7 +265,8 @@ def rule_verdict(row: dict, record: dict, checker: str, recheck: bool) -> bool |
     return None
   if row["correct"] or not recheck:
     return bool(row["correct"])
-  return check_rule(checker, row["question"], row["completion"],
+  reward = ev.checker_reward(checker, row.get("answer_mode", "strict"))  # as the row was checked
+  return check_rule(reward, row["question"], row["completion"],
                     {k: v for k, v in record.items() if k != "question"})
 
 
