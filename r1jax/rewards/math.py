@@ -309,6 +309,8 @@ class _Guarded:
 
   def search(self, parse, text: str) -> tuple[list, str | None, str | None]:
     """parse(text)'s values, and the answer's text and kind (None, None if none)."""
+    if self._extract is None:
+      raise RuntimeError("this math-verify has no parser.extract_match to guard")
     self.active, self.vetoed, self.kind, self.answer = True, False, None, None
     try:
       values = parse(text)
@@ -333,8 +335,11 @@ def _serve() -> None:
   latex_only = [math_verify.LatexExtractionConfig()]
   # Standard: math-verify's default extraction (parse's own default), behind the guard.
   default = [math_verify.LatexExtractionConfig(), math_verify.ExprExtractionConfig()]
-  guarded = _Guarded(mv_parser.extract_match, math_verify.LatexExtractionConfig)
-  mv_parser.extract_match = guarded  # parse looks it up per call: this process only
+  # parse looks extract_match up per call, so this wraps it for this process only. A
+  # math-verify without it fails standard mode's checks, never strict mode's.
+  guarded = _Guarded(getattr(mv_parser, "extract_match", None), math_verify.LatexExtractionConfig)
+  if guarded._extract is not None:
+    mv_parser.extract_match = guarded
 
   def parse(s):
     return math_verify.parse(_as_latex(s), latex_only, parsing_timeout=None)
