@@ -43,7 +43,7 @@ def get_config(variant: str = "tiny") -> ml_collections.ConfigDict:
   c.data = ml_collections.ConfigDict()
   c.data.datasets = ("arithmetic:test@128",)
   c.data.limit = 0  # problems per dataset without an "@<limit>"; 0: all
-  c.data.template = "r1_zero"  # r1_zero | r1_chat | none
+  c.data.template = "r1_zero"  # r1_zero | r1_chat | chat (the checkpoint's own) | plain
   c.data.instruction = ""
   c.data.checker = "auto"  # auto | accuracy | arithmetic | countdown (r1jax.rewards)
   # accuracy's answers: standard (in <answer>/\boxed{}, else the final answer math-verify
@@ -70,7 +70,7 @@ def get_config(variant: str = "tiny") -> ml_collections.ConfigDict:
     c.tokenizer = "from_checkpoint"
     c.model_overrides = ml_collections.ConfigDict(dict(dtype="bfloat16"))
     c.data.datasets = ("aime24", "amc23", "math500")
-    c.data.template = "r1_chat"
+    c.data.template = "chat"  # the checkpoint's own chat template
     c.data.instruction = ("Please reason step by step, and put your final answer within "
                           "\\boxed{}.")
     c.sampling.num_samples = 16

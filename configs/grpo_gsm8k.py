@@ -3,9 +3,10 @@
     python -m r1jax.train --config=configs/grpo_gsm8k.py \
         --config.init_from=/path/to/DeepSeek-R1-Distill-Qwen-1.5B --workdir=workdirs/gsm8k
 
-The model shape and the tokenizer come from the checkpoint directory (config.json,
-tokenizer.json); prompts use DeepSeek-R1's chat format with the recommended instruction,
-rewarded by math-verify accuracy on the final \\boxed{} answer. The defaults are sized
+The model shape, the tokenizer and the chat template come from the checkpoint directory
+(config.json, tokenizer.json, tokenizer_config.json); prompts are the question with the
+recommended instruction in the checkpoint's own chat template (for R1-Distill models that
+is DeepSeek-R1's format), rewarded by math-verify accuracy on the final \\boxed{} answer. The defaults are sized
 for one 80 GB GPU; the 671B preset runs the same config on a pod with
 `--config.mesh.expert=64 ...`.
 """
@@ -26,7 +27,7 @@ def get_config() -> ml_collections.ConfigDict:
   c.data.num_train = 0  # 0: the whole split
   c.data.eval = "gsm8k:test"
   c.data.num_eval = 256
-  c.data.template = "r1_chat"
+  c.data.template = "chat"  # the checkpoint's own; "r1_chat" for DeepSeek's without one
   c.data.instruction = "Please reason step by step, and put your final answer within \\boxed{}."
 
   c.rl.prompts_per_step = 32

@@ -34,6 +34,7 @@ def get_config() -> ml_collections.ConfigDict:
 
   c.data = ml_collections.ConfigDict()
   c.data.source = "tiny_cold_start:train"  # .jsonl path(s) or a generated set; "," joins
+  c.data.template = "r1_chat"  # r1_chat | chat: the checkpoint's own chat template
   c.data.eval_source = "tiny_cold_start:test"  # "" to hold out eval_fraction of the source
   c.data.eval_fraction = 0.0
   c.data.batch_size = 16  # packed rows per step

@@ -114,10 +114,10 @@ print(f"{config.train.num_steps} steps x {config.rl.prompts_per_step} prompts x 
 
 # %%
 from r1jax.data.datasets import load_prompts
-from r1jax.data.templates import prompt_text
+from r1jax.data.templates import prompt_format
 
 example = load_prompts(config.data.train, limit=1, seed=config.seed)[0]
-print(prompt_text(config.data.template, example["question"]))
+print(prompt_format(config.data.template).question(example["question"]))
 print("\ngold answer:", example["answer"])
 
 # %% [markdown]
@@ -186,7 +186,7 @@ _, weights = restore_run_weights(WORKDIR, expected=cfg)
 tok = load_tokenizer(tokenizer_spec(config))
 problems = load_prompts("arithmetic:test", limit=config.rl.prompts_per_step if FAST else 4,
                         seed=1)
-prompts = [prompt_text(config.data.template, p["question"]) for p in problems]
+prompts = [prompt_format(config.data.template).question(p["question"]) for p in problems]
 sp = SamplingParams(max_new_tokens=config.rl.max_new_tokens, temperature=1.0,
                     n=config.rl.num_generations if FAST else 2, vocab_limit=tok.vocab_size,
                     stop_sequences=(tuple(tok.encode("</answer>")),), seed=0)

@@ -205,7 +205,7 @@ print(f"\nlatent cache: {kv_bytes / 2**10:.0f} KiB for {MAX_LEN} tokens "
 import matplotlib.pyplot as plt
 
 from r1jax.data.datasets import load_prompts
-from r1jax.data.templates import prompt_text
+from r1jax.data.templates import prompt_format
 from r1jax.data.tokenizers import load_tokenizer
 from r1jax.models import update_router_biases
 from r1jax.models.hf import load_hf_checkpoint
@@ -214,7 +214,7 @@ cfg, params = load_hf_checkpoint(str(Path(r1jax.__file__).parent / "assets" / "t
 tok = load_tokenizer("r1jax_tiny")
 BATCH = 4 if FAST else 16
 pool = load_prompts("arithmetic:train", limit=BATCH * (2 if FAST else 8), seed=0)
-ids = [tok.encode(prompt_text("r1_zero", r["question"]), add_bos=True) for r in pool]
+ids = [tok.encode(prompt_format("r1_zero").question(r["question"]), add_bos=True) for r in pool]
 T = max(map(len, ids))
 tokens = np.full((len(ids), T), tok.pad_id, np.int32)
 segments = np.zeros((len(ids), T), np.int32)  # 0 marks padding: not routed, not counted

@@ -12,7 +12,14 @@ TEXTS = ["Natalia sold clips to 48 of her friends.", "What is 12 + 30?",
          "Using the numbers [3, 5], create an equation that equals 8. <think> </think>"]
 
 
-def write_bpe_tokenizer(path: Path, vocab_size: int = 300) -> None:
+# ChatML, as Qwen2.5 and SmolLM2 write it, for stand-ins of instruct checkpoints
+CHATML = ("{% for message in messages %}{{ '<|im_start|>' + message['role'] + '\n' + "
+          "message['content'] + '<|im_end|>\n' }}{% endfor %}"
+          "{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}")
+
+
+def write_bpe_tokenizer(path: Path, vocab_size: int = 300, chat_template: str | None = None) -> None:
+  """A byte-level BPE (eos = pad = <|endoftext|>), with a chat template if given."""
   import tokenizers as hf_tok
 
   tok = hf_tok.Tokenizer(hf_tok.models.BPE())
@@ -23,8 +30,10 @@ def write_bpe_tokenizer(path: Path, vocab_size: int = 300) -> None:
                                        show_progress=False)
   tok.train_from_iterator(TEXTS * 20, trainer)
   tok.save(str(path / "tokenizer.json"))
-  (path / "tokenizer_config.json").write_text(json.dumps(
-      {"eos_token": "<|endoftext|>", "pad_token": "<|endoftext|>"}))
+  config = {"eos_token": "<|endoftext|>", "pad_token": "<|endoftext|>"}
+  if chat_template:
+    config["chat_template"] = chat_template
+  (path / "tokenizer_config.json").write_text(json.dumps(config))
 
 
 def deepseek_v3_standin(path: Path) -> Path:

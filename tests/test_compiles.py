@@ -79,7 +79,7 @@ def test_sft_compiles_the_step_once(tmp_path):
 def test_evaluation_compiles_once_per_prompt_bucket(tmp_path):
   c = eval_math.get_config()
   c.data.datasets = ("gsm8k:test@12",)
-  c.data.template = "none"
+  c.data.template = "plain"
   c.sampling.num_samples, c.sampling.max_new_tokens, c.sampling.prompts_per_batch = 2, 4, 2
   c.write_samples = False
   with CompileLog() as log:

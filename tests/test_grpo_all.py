@@ -14,7 +14,7 @@ from configs import grpo_all
 from r1jax import rewards
 from r1jax.data import conversations
 from r1jax.data.datasets import MixtureIterator, load_prompts
-from r1jax.data.templates import encode_prompt, r1_chat_prompt, record_prompt
+from r1jax.data.templates import prompt_format, r1_chat_prompt
 from r1jax.data.tokenizers import load_tokenizer
 from r1jax.models import init_params, loading
 from r1jax.models.loading import model_config
@@ -25,6 +25,7 @@ from r1jax.stages.grpo import GRPOStage
 from r1jax.train import train_and_evaluate
 
 TOK = load_tokenizer("r1jax_tiny")
+R1_CHAT = prompt_format("r1_chat")
 TINY_BASE = os.path.join(os.path.dirname(r1jax.__file__), "assets", "tiny_base")
 
 
@@ -94,20 +95,20 @@ def test_conversation_prompts_are_what_sft_saw_before_the_answer(tmp_path):
   for msgs, r in zip(convs[:8] + convs[two_turn:two_turn + 1],
                      records[:8] + records[two_turn:two_turn + 1]):
     assert r["messages"] == msgs[:-1] and r["question"] == msgs[-2]["content"]
-    text = record_prompt("r1_chat", r)
+    text = R1_CHAT.record(r)
     assert text == r1_chat_prompt(msgs[:-1], bos="")
     # the tokens SFT trained on up to the last answer, then the answer's "<think>\n"
     ids, mask = conversations.tokenize(msgs, TOK)
     start = max(i for i in range(len(mask)) if not mask[i]) + 1
-    assert encode_prompt(TOK, text) == ids[:start] + TOK.encode("<think>\n")
+    assert R1_CHAT.encode(TOK, text) == ids[:start] + TOK.encode("<think>\n")
   assert len(load_prompts("tiny_general:test", limit=5)) == 5
   # a conversation file, with the chat: prefix; the instruction is for questions only
   path = tmp_path / "chats.jsonl"
   conversations.write_jsonl(str(path), convs[:3])
   assert load_prompts(f"chat:{path}") == records[:3]
-  assert record_prompt("r1_chat", records[0], "Be brief.") == record_prompt("r1_chat", records[0])
-  with pytest.raises(ValueError, match="set the template to 'r1_chat'"):
-    record_prompt("r1_zero", records[0])
+  assert R1_CHAT.record(records[0], "Be brief.") == R1_CHAT.record(records[0])
+  with pytest.raises(ValueError, match="set the template to 'r1_chat' or 'chat'"):
+    prompt_format("r1_zero").record(records[0])
   path.write_text(json.dumps({"messages": [{"role": "assistant", "content": "hi"}]}) + "\n")
   with pytest.raises(ValueError, match="no user turn"):
     load_prompts(f"chat:{path}")
@@ -198,11 +199,14 @@ def test_bad_input(rm_workdir, tmp_path):
     stage_with(**{"data.sources.general.reward": {"helpful": 1.0}})
   with pytest.raises(ValueError, match=r"'accuracy' needs the dataset field\(s\) \['answer'\]"):
     stage_with(**{"data.sources.general.rewards": {"accuracy": 1.0}})
-  with pytest.raises(ValueError, match="sources.general: conversation prompts are rendered in "
-                                       "R1's chat format; set the template to 'r1_chat', not "
+  with pytest.raises(ValueError, match="sources.general: conversation prompts need a chat "
+                                       "format; set the template to 'r1_chat' or 'chat', not "
                                        "'r1_zero'"):
     stage_with(**{"data.sources.general.template": "r1_zero"})
-  with pytest.raises(ValueError, match="sources.reasoning: unknown config.data.template='chat'"):
+  with pytest.raises(ValueError, match="sources.reasoning: unknown config.data.template='chatml'"):
+    stage_with(**{"data.sources.reasoning.template": "chatml"})
+  with pytest.raises(ValueError, match="sources.reasoning: config.data.template='chat' renders "
+                                       "prompts with the checkpoint's own chat template"):
     stage_with(**{"data.sources.reasoning.template": "chat"})
   with pytest.raises(ValueError, match="sources replaces rl.rewards"):
     stage_with(**{"rl.rewards": {"accuracy": 1.0}})

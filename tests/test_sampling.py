@@ -15,7 +15,7 @@ from r1jax.sampling import sampler
 DS = presets.get("deepseek_v3_tiny")
 QWEN = presets.get("qwen2_tiny")
 PROMPTS = [[5, 17, 300, 42, 9], [7, 8], [11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23,
-                                          24, 25, 26, 27, 28]]  # P = 32: rows 0, 1 left-padded
+                                          24, 25, 26, 27, 28]]  # P = 24: rows 0, 1 right-padded
 M = 6
 
 
@@ -224,6 +224,9 @@ def test_reproducible_and_independent_of_the_batch():
   assert (np.asarray(a.tokens) != np.asarray(c.tokens)).any()
   alone = generate(QWEN, params, PROMPTS[:1], SamplingParams(M, seed=7))
   np.testing.assert_array_equal(alone.tokens[0], a.tokens[0])
+  # each prompt starts at position 0 however far it is padded (16 vs 24 columns here)
+  assert alone.prompt_len < a.prompt_len
+  np.testing.assert_allclose(alone.logps_model[0], a.logps_model[0], atol=1e-6, rtol=0)
   big = generate(QWEN, params, PROMPTS, SamplingParams(M, seed=7 + 2**40))  # 64-bit seeds
   assert (np.asarray(big.tokens) != np.asarray(a.tokens)).any()
 

@@ -182,7 +182,7 @@ def test_a_shard_of_hugging_face_weights_reads_only_its_tensors(monkeypatch):
   slots, layout = hf._slots(cfg, ("moe_layers", "moe", "w_gate"))
   leaf = whole["params"]["moe_layers"]["moe"]["w_gate"]  # [3 layers, 16 experts, 128, 64]
   index = (slice(1, 2), slice(8, 16), slice(64, 128))  # layer 1, experts 8-15, half of D
-  piece = hf._read_piece(hf._Checkpoint(base, (128, 128)), slots, layout, leaf, index)
+  piece = hf._read_piece(hf._Checkpoint.open(base, (128, 128)), slots, layout, leaf, index)
   np.testing.assert_array_equal(piece, np.asarray(leaf)[index])
   layer = cfg.n_dense_layers + 1
   assert read == [f"model.layers.{layer}.mlp.experts.{e}.gate_proj.weight" for e in range(8, 16)]

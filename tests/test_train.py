@@ -139,24 +139,14 @@ def test_bad_configs(base_workdir, tmp_path):
 
 
 def _hf_student(path):
-  """A tiny random Qwen2 checkpoint with a byte-level BPE tokenizer.json, as on the Hub."""
-  import json
-
-  import tokenizers as hf_tok
+  """A tiny random Qwen2 instruct checkpoint: a byte-level BPE tokenizer.json with a ChatML
+  chat template, as on the Hub."""
   import torch
   import transformers
 
-  tok = hf_tok.Tokenizer(hf_tok.models.BPE())
-  tok.pre_tokenizer = hf_tok.pre_tokenizers.ByteLevel(add_prefix_space=False)
-  tok.decoder = hf_tok.decoders.ByteLevel()
-  trainer = hf_tok.trainers.BpeTrainer(vocab_size=300, special_tokens=["<|endoftext|>"],
-                                       initial_alphabet=hf_tok.pre_tokenizers.ByteLevel.alphabet(),
-                                       show_progress=False)
-  tok.train_from_iterator(["Natalia sold clips to 48 of her friends.", "What is 12 + 30?"] * 20,
-                          trainer)
-  tok.save(str(path / "tokenizer.json"))
-  (path / "tokenizer_config.json").write_text(json.dumps(
-      {"eos_token": "<|endoftext|>", "pad_token": "<|endoftext|>"}))
+  from tests.hf_standins import CHATML, write_bpe_tokenizer
+
+  write_bpe_tokenizer(path, chat_template=CHATML)
   torch.manual_seed(0)
   hf_cfg = transformers.Qwen2Config(vocab_size=320, hidden_size=64, intermediate_size=128,
                                     num_hidden_layers=2, num_attention_heads=4,

@@ -40,7 +40,7 @@ import numpy as np
 
 from r1jax.data import tasks
 from r1jax.data.jsonl import read_jsonl
-from r1jax.data.templates import ASSISTANT, BOS, EOS, USER, r1_chat_prompt
+from r1jax.data.templates import ASSISTANT, BOS, EOS, USER, PromptFormat, r1_chat_prompt
 
 Messages = list[dict[str, str]]
 Example = tuple[Sequence[int], Sequence[int]]  # (token ids, loss mask), equal lengths
@@ -230,12 +230,22 @@ def chat_pieces(messages: Messages) -> list[tuple[str, str]]:
   return pieces
 
 
-def tokenize(messages: Messages, tokenizer) -> Example:
-  """(ids, mask) of the rendered conversation; mask 1 on the last assistant answer and EOS.
+def tokenize(messages: Messages, tokenizer, fmt: PromptFormat | None = None) -> Example:
+  """(ids, mask) of the rendered conversation; mask 1 on the last assistant answer and its
+  end (EOS, or the chat template's end-of-turn text).
 
-  Each piece is encoded on its own, so a prompt is tokenized as at generation time and
-  the mask boundaries are exact. BOS and EOS become the tokenizer's bos_id and eos_id.
+  In R1's chat format (the default) each piece is encoded on its own, so a prompt is
+  tokenized as at generation time and the mask boundaries are exact; BOS and EOS become
+  the tokenizer's bos_id and eos_id. With a checkpoint's own chat template (`fmt` of
+  template "chat") the prompt is the conversation before the last assistant turn with
+  the generation prompt, the answer what rendering that turn too adds after it; each is
+  encoded on its own, as at generation time.
   """
+  if fmt is not None and fmt.template == "chat":
+    return _tokenize_chat(messages, tokenizer, fmt)
+  if fmt is not None and fmt.template != "r1_chat":
+    raise ValueError(f"SFT renders conversations in a chat format; set config.data.template "
+                     f"to 'r1_chat' or 'chat', not {fmt.template!r}")
   ids, mask = [], []
   pieces = chat_pieces(messages)
   for i, (kind, text) in enumerate(pieces):
@@ -248,6 +258,21 @@ def tokenize(messages: Messages, tokenizer) -> Example:
     ids += piece
     mask += [int(i >= len(pieces) - 2)] * len(piece)
   return ids, mask
+
+
+def _tokenize_chat(messages: Messages, tokenizer, fmt: PromptFormat) -> Example:
+  last = max((i for i, m in enumerate(messages) if m["role"] == "assistant"), default=None)
+  if last is None:
+    raise ValueError("the conversation has no assistant turn: nothing to train on")
+  prompt = fmt.conversation(messages[:last], add_generation_prompt=True) if last else ""
+  full = fmt.conversation(messages[:last + 1], add_generation_prompt=False)
+  if not full.startswith(prompt):
+    raise ValueError(f"the chat template of {fmt.where} renders the turns before the last "
+                     "assistant turn (with its generation prompt) differently from the start of "
+                     "the whole conversation, so its answer tokens cannot be told apart; use "
+                     "config.data.template='r1_chat'")
+  prompt_ids, answer_ids = tokenizer.encode(prompt), tokenizer.encode(full[len(prompt):])
+  return prompt_ids + answer_ids, [0] * len(prompt_ids) + [1] * len(answer_ids)
 
 
 def fit_to_length(examples: Sequence[Example], seq_len: int, overflow: str = "truncate",

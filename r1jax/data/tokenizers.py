@@ -17,6 +17,8 @@ Conventions shared by every implementation:
     "<|endoftext|>"); `skip_special=True` drops them. The reasoning tags are text the
     rewards read, never dropped by SentencePiece (for HF: unless tokenizer.json marks them
     special).
+  * `chat_template` is the checkpoint's own Jinja chat template (tokenizer_config.json's
+    "chat_template" or chat_template.jinja), or None; `r1jax.data.templates` renders it.
 
 This module is host-side only; `transformers` is deliberately not imported.
 """
@@ -46,6 +48,7 @@ class Tokenizer(Protocol):
   eos_id: int
   pad_id: int
   special_tokens: dict[str, int]
+  chat_template: str | None
 
   def encode(self, text: str, *, add_bos: bool = False, add_eos: bool = False) -> list[int]: ...
 
@@ -76,6 +79,7 @@ class _Base:
   eos_id: int
   pad_id: int
   special_tokens: dict[str, int]
+  chat_template: str | None = None
 
   def encode(self, text: str, *, add_bos: bool = False, add_eos: bool = False) -> list[int]:
     """Token ids of `text`, with bos first / eos last when asked."""
@@ -164,12 +168,26 @@ def _read_json(path: Path) -> dict:
     return json.load(f)
 
 
+def _chat_template(path: Path) -> str | None:
+  """The chat template a Hugging Face tokenizer directory ships: chat_template.jinja, else
+  tokenizer_config.json's "chat_template" (a string, or named templates: the "default")."""
+  if (path / "chat_template.jinja").is_file():
+    return (path / "chat_template.jinja").read_text(encoding="utf-8")
+  value = _read_json(path / "tokenizer_config.json").get("chat_template")
+  if isinstance(value, list):
+    value = {t.get("name"): t.get("template") for t in value}.get("default")
+  return value if isinstance(value, str) else None
+
+
 class HFTokenizer(_Base):
-  """A Hugging Face `tokenizer.json` plus the bos/eos/pad named next to it.
+  """A Hugging Face `tokenizer.json` plus the bos/eos/pad and chat template named next to it.
 
   Token strings come from special_tokens_map.json, else tokenizer_config.json (a string or
   {"content": ...}); missing ones fall back to the ids in generation_config.json, else
-  config.json (`bos_token_id`, `eos_token_id`, `pad_token_id`; the first of a list).
+  config.json (`bos_token_id`, `eos_token_id`, `pad_token_id`; the first of a list). A
+  tokenizer without a pad token pads with eos (and one without a bos starts with eos).
+  `from_tokenizer` wraps one built in memory (e.g. from a GGUF file); `save` writes a
+  directory that this class and transformers' AutoTokenizer both read.
   """
 
   def __init__(self, path: str | os.PathLike):
@@ -179,17 +197,46 @@ class HFTokenizer(_Base):
       raise FileNotFoundError(f"{file} does not exist; an HF tokenizer directory needs "
                               "tokenizer.json (the 'fast' tokenizer file)")
     self._tok = hf_tokenizers.Tokenizer.from_file(str(file))
-    self.vocab_size = self._tok.get_vocab_size(with_added_tokens=True)
     ids = {k: self._find_id(k) for k in ("bos", "eos", "pad")}
     if ids["eos"] is None:
       raise ValueError(f"no eos token found for {self.path}: name 'eos_token' in its "
                        "tokenizer_config.json or 'eos_token_id' in its config.json")
-    self.eos_id = ids["eos"]
-    self.bos_id = ids["bos"] if ids["bos"] is not None else self.eos_id
-    self.pad_id = ids["pad"] if ids["pad"] is not None else self.eos_id
+    self._set_ids(ids["bos"], ids["eos"], ids["pad"], _chat_template(self.path))
+
+  @classmethod
+  def from_tokenizer(cls, tok: hf_tokenizers.Tokenizer, *, bos_id: int | None, eos_id: int,
+                     pad_id: int | None, chat_template: str | None,
+                     name: str | os.PathLike) -> "HFTokenizer":
+    """A tokenizer built in memory (`name` says where it came from, for messages)."""
+    self = cls.__new__(cls)
+    self.path, self._tok = Path(name), tok
+    self._set_ids(bos_id, eos_id, pad_id, chat_template)
+    return self
+
+  def _set_ids(self, bos: int | None, eos: int, pad: int | None, chat_template: str | None):
+    self.vocab_size = self._tok.get_vocab_size(with_added_tokens=True)
+    self.eos_id = eos
+    self.bos_id = bos if bos is not None else eos
+    self.pad_id = pad if pad is not None else eos
+    self.chat_template = chat_template
     self.special_tokens = {t: i for t in TAGS if (i := self.token_to_id(t)) is not None}
     for i in (self.bos_id, self.eos_id, self.pad_id):
       self.special_tokens[self._tok.id_to_token(i)] = i
+
+  def save(self, directory: str | os.PathLike) -> None:
+    """tokenizer.json and tokenizer_config.json (special tokens, chat template) in `directory`."""
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    self._tok.save(str(directory / "tokenizer.json"))
+    config = {"tokenizer_class": "PreTrainedTokenizerFast", "add_bos_token": False,
+              "add_eos_token": False, "clean_up_tokenization_spaces": False,
+              "model_max_length": int(1e30),
+              **{f"{k}_token": self._tok.id_to_token(getattr(self, f"{k}_id"))
+                 for k in ("bos", "eos", "pad")}}
+    if self.chat_template is not None:
+      config["chat_template"] = self.chat_template
+    with open(directory / "tokenizer_config.json", "w", encoding="utf-8") as f:
+      json.dump(config, f, indent=2, ensure_ascii=False)
 
   def _find_id(self, kind: str) -> int | None:
     key = f"{kind}_token"

@@ -338,9 +338,16 @@ def _check_tree(cfg: ModelConfig, params, *, dtypes: bool) -> None:
 
 
 class _Checkpoint:
-  """The tensors of a checkpoint directory by name (memory-mapped), tracking which were used."""
+  """HF-named tensors (memory-mapped from a directory's safetensors, or given), tracking
+  which were used."""
 
-  def __init__(self, path: str, fp8_block):
+  def __init__(self, path: str, fp8_block, tensors: dict[str, np.ndarray]):
+    self.path, self.fp8_block, self.used, self.tensors = path, fp8_block, set(), dict(tensors)
+    for name in [n for n in self.tensors if n.endswith(".mlp.experts.gate_up_proj")]:
+      self._unfuse(name[:-len("gate_up_proj")])
+
+  @classmethod
+  def open(cls, path: str, fp8_block) -> "_Checkpoint":
     index = os.path.join(path, "model.safetensors.index.json")
     if os.path.exists(index):
       with open(index) as f:
@@ -349,11 +356,10 @@ class _Checkpoint:
       files = ["model.safetensors"]
     else:
       raise FileNotFoundError(f"{path} has neither model.safetensors nor model.safetensors.index.json")
-    self.path, self.fp8_block, self.used, self.tensors = path, fp8_block, set(), {}
+    tensors = {}
     for f in files:
-      self.tensors.update(read_safetensors(os.path.join(path, f)))
-    for name in [n for n in self.tensors if n.endswith(".mlp.experts.gate_up_proj")]:
-      self._unfuse(name[:-len("gate_up_proj")])
+      tensors.update(read_safetensors(os.path.join(path, f)))
+    return cls(path, fp8_block, tensors)
 
   def _unfuse(self, prefix: str):
     """Fused experts (gate_up_proj [E, 2F, D], down_proj [E, D, F]) -> per-expert names."""
@@ -419,7 +425,19 @@ def load_hf_checkpoint(path: str, *, dtype: str | None = None, name: str | None 
     hf_config = json.load(f)
   cfg = config_from_hf(hf_config, name=name or os.path.basename(os.path.normpath(path)))
   block = tuple((hf_config.get("quantization_config") or {}).get("weight_block_size", (128, 128)))
-  ckpt = _Checkpoint(path, block)
+  return _load(cfg, _Checkpoint.open(path, block), dtype=dtype, mesh=mesh)
+
+
+def load_hf_tensors(hf_config: dict, tensors: dict[str, np.ndarray], *, name: str,
+                    dtype: str | None = None, mesh=None):
+  """(cfg, params) from a config.json dict and HF-named tensors in memory (e.g. converted
+  from another format), checked and placed as `load_hf_checkpoint` does."""
+  return _load(config_from_hf(hf_config, name=name), _Checkpoint(name, (128, 128), tensors),
+               dtype=dtype, mesh=mesh)
+
+
+def _load(cfg: ModelConfig, ckpt: _Checkpoint, *, dtype: str | None, mesh):
+  path = ckpt.path
   layers = {int(m.group(1)) for m in map(re.compile(r"model\.layers\.(\d+)\.").match, ckpt.tensors) if m}
   n_mtp = 0
   while cfg.n_layers + n_mtp in layers:

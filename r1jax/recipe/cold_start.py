@@ -78,7 +78,7 @@ from tqdm import tqdm
 from r1jax import train
 from r1jax.data.conversations import Messages
 from r1jax.data.jsonl import read_jsonl
-from r1jax.data.templates import prompt_text
+from r1jax.data.templates import prompt_format
 from r1jax.recipe import evaluate as ev
 from r1jax.recipe import rejection_sample as rs
 from r1jax.rewards.format import think_is_prefilled
@@ -193,7 +193,7 @@ def read_completions(path: str, *, template: str = "r1_zero") -> list[dict[str, 
     raise FileNotFoundError(f"config.data.completions={path!r}: no such file") from None
   if not rows:
     raise ValueError(f"config.data.completions={path!r} holds no completions (empty file)")
-  prefilled = think_is_prefilled(prompt_text(template, "?"))
+  prefilled = think_is_prefilled(prompt_format(template).question("?"))
   problems: dict[tuple[str, str], int] = {}
   samples = []
   for row, line in zip(rows, _row_lines(path), strict=True):

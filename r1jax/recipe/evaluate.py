@@ -49,7 +49,7 @@ from tqdm import tqdm
 from r1jax import rewards as rewards_lib
 from r1jax import train
 from r1jax.data.datasets import load_prompts
-from r1jax.data.templates import prompt_text
+from r1jax.data.templates import PromptFormat, prompt_format
 from r1jax.data.tokenizers import load_tokenizer, tokenizer_spec
 from r1jax.models import ModelConfig
 from r1jax.models.loading import init_weights, model_config
@@ -250,7 +250,8 @@ def sampling_params(config: ml_collections.ConfigDict, tokenizer) -> SamplingPar
     raise ValueError(f"config.sampling.prompts_per_batch={s.prompts_per_batch!r}: need >= 1")
   return SamplingParams(
       max_new_tokens=s.max_new_tokens, temperature=s.temperature, top_p=s.top_p, top_k=s.top_k,
-      n=s.num_samples, vocab_limit=tokenizer.vocab_size, stop_token_ids=(tokenizer.eos_id,),
+      n=s.num_samples, vocab_limit=tokenizer.vocab_size,
+      stop_token_ids=prompt_format(config.data.template, tokenizer).stop_ids(tokenizer),
       stop_sequences=tuple(tokenizer.encode(t) for t in s.stop_strings))
 
 
@@ -290,17 +291,17 @@ def _import_select_fn(path: str) -> SelectFn | None:
 # ----------------------------------------------------------------- one dataset
 
 
-def _sample(cfg, params, tokenizer, prompts: list[str], sp: SamplingParams, *,
-            seed: int) -> tuple[list[str], list[int], list[str]]:
-  """sp.n completions per prompt (rows prompt·n + j): texts without the eos that ended
-  them, lengths in tokens (with it) and finish reasons."""
-  ids = [tokenizer.encode(p, add_bos=True) for p in prompts]
+def _sample(cfg, params, tokenizer, fmt: PromptFormat, prompts: list[str], sp: SamplingParams,
+            *, seed: int) -> tuple[list[str], list[int], list[str]]:
+  """sp.n completions per prompt (rows prompt·n + j): texts without the eos (or
+  end-of-turn token) that ended them, lengths in tokens (with it) and finish reasons."""
+  ids = [fmt.encode(tokenizer, p) for p in prompts]
   res = generate(cfg, params, ids, dataclasses.replace(sp, seed=seed), pad_id=tokenizer.pad_id)
   tokens, mask = np.asarray(res.tokens), np.asarray(res.mask).astype(bool)
   texts = []
   for row, reason in enumerate(res.finish_reason):
     kept = tokens[row][mask[row]].tolist()
-    if reason == "stop" and kept and kept[-1] == tokenizer.eos_id:
+    if reason == "stop" and kept and kept[-1] in sp.stop_token_ids:
       kept = kept[:-1]
     texts.append(tokenizer.decode(kept, skip_special=False))
   return texts, np.asarray(res.lengths).tolist(), list(res.finish_reason)
@@ -322,6 +323,7 @@ def evaluate_dataset(config, cfg, params, tokenizer, spec: str, records: list[di
   d, n = config.data, sp.n
   mode = answer_mode(config, checker)
   reward = checker_reward(checker, mode)
+  fmt = prompt_format(d.template, tokenizer)
   batch = min(config.sampling.prompts_per_batch, len(records))
   rows: list[dict] = []
   t0, t_gen, checker_errors = time.perf_counter(), 0.0, 0
@@ -329,11 +331,11 @@ def evaluate_dataset(config, cfg, params, tokenizer, spec: str, records: list[di
              disable=jax.process_index() != 0)
   for b, start in enumerate(bar):
     chunk = records[start:start + batch]
-    prompts = [prompt_text(d.template, r["question"], d.get("instruction", "")) for r in chunk]
+    prompts = [fmt.question(r["question"], d.get("instruction", "")) for r in chunk]
     padded = prompts + [prompts[-1]] * (batch - len(prompts))  # one shape: one compile
     batch_seed = np.random.SeedSequence([config.seed, index, b]).generate_state(1, np.uint64)
     t1 = time.perf_counter()
-    texts, lengths, finish = _sample(cfg, params, tokenizer, padded, sp,
+    texts, lengths, finish = _sample(cfg, params, tokenizer, fmt, padded, sp,
                                      seed=int(batch_seed[0]))
     t_gen += time.perf_counter() - t1
     R = len(chunk) * n

@@ -44,13 +44,14 @@ from jax.sharding import AbstractMesh, NamedSharding, PartitionSpec
 
 from r1jax import train
 from r1jax.data.datasets import load_prompts
-from r1jax.data.templates import prompt_text
+from r1jax.data.templates import prompt_format
 from r1jax.data.tokenizers import load_tokenizer, tokenizer_spec
 from r1jax.models import ModelConfig, count_params, init_params
 from r1jax.models.loading import model_config
 from r1jax.models.partitioning import check_divisibility, param_shardings
 from r1jax.runtime import sharding
 from r1jax.runtime.optimizer import make_optimizer
+from r1jax.sampling import prompt_bucket
 
 GB = 1e9
 EXACT, ESTIMATE, XLA = "exact", "estimate", "XLA"
@@ -151,13 +152,15 @@ class RunShape:
 
 
 def measure_prompt_len(config: ml_collections.ConfigDict, limit: int = 256) -> int:
-  """Longest templated prompt among `limit` training prompts, padded to 16 as the sampler does."""
+  """Longest templated prompt among `limit` training prompts, padded to its bucket as the
+  sampler does (`r1jax.sampling.prompt_bucket`)."""
   tok = load_tokenizer(tokenizer_spec(config))
   d = config.data
   records = load_prompts(d.train, limit=limit, seed=config.seed)
-  longest = max(len(tok.encode(prompt_text(d.template, r["question"], d.get("instruction", "")),
-                               add_bos=d.template != "r1_chat")) for r in records)
-  return -(-longest // 16) * 16
+  fmt = prompt_format(d.template, tok)
+  longest = max(len(fmt.encode(tok, fmt.question(r["question"], d.get("instruction", ""))))
+                for r in records)
+  return prompt_bucket(longest)
 
 
 def run_shape(config: ml_collections.ConfigDict, prompt_len: int | None = None) -> RunShape:

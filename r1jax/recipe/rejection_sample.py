@@ -59,7 +59,7 @@ import numpy as np
 from r1jax import rewards as rewards_lib
 from r1jax import train
 from r1jax.data.conversations import Messages, write_jsonl
-from r1jax.data.templates import prompt_text
+from r1jax.data.templates import prompt_format
 from r1jax.data.tokenizers import load_tokenizer, tokenizer_spec
 from r1jax.recipe import evaluate as ev
 from r1jax.rewards.format import full_text, think_is_prefilled
@@ -404,8 +404,8 @@ def sample_and_verify(config: ml_collections.ConfigDict, judge_fn: JudgeFn | Non
   for i, (spec, records, checker) in enumerate(datasets):
     metrics[spec], rows = ev.evaluate_dataset(config, cfg, params, tokenizer, spec, records,
                                               checker, sp, ks, index=i)
-    prefilled = think_is_prefilled(prompt_text(d.template, records[0]["question"],
-                                               d.get("instruction", "")))
+    prefilled = think_is_prefilled(prompt_format(d.template, tokenizer).question(
+        records[0]["question"], d.get("instruction", "")))
     recheck = metrics[spec]["checker_errors"] > 0
     for row in rows:
       rule = rule_verdict(row, records[row["problem"]], checker, recheck)

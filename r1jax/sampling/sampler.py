@@ -1,16 +1,19 @@
 """Batched generation with per-token log-probs: the rollout engine.
 
 `generate` runs in three steps, none of which returns to Python per token:
-  1. host: check the inputs, left-pad the B prompts to a common length P, the
+  1. host: check the inputs, right-pad the B prompts to a common length P, the
      `prompt_bucket` of the longest (16, 24, 32, 48, 64, 96, ...: at most two lengths per
      octave, so a run compiles each program a few times whatever its prompts' lengths);
-     a token's position is its column and pads have segment 0, so they sit in cache
-     slots no real token attends to;
-  2. `_prefill` (jitted): one forward pass over the B prompts into a P-slot cache;
+     a token's position is its column, so every prompt starts at position 0 whatever the
+     padding, as in a forward pass over the prompt alone; pads have segment 0 and sit in
+     cache slots no real token attends to;
+  2. `_prefill` (jitted): one forward pass over the B prompts into a P-slot cache, and the
+     logits at each prompt's last token;
   3. `_decode` (jitted): repeat each prompt's cache rows n times (row = prompt·n + j, so
      a group shares one prefill), widen the cache to P + max_new_tokens slots, and sample
-     in a `lax.while_loop` that stops once every row has stopped. Stopped rows emit
-     `pad_id` with mask 0 and segment 0.
+     in a `lax.while_loop` that stops once every row has stopped. A row's completion
+     continues its prompt: token t goes to slot (and position) len(prompt) + t,
+     overwriting the padding. Stopped rows emit `pad_id` with mask 0 and segment 0.
 
 Processes: in a multi-process run every process calls `generate` with the same prompts and
 parameters (global arrays on one mesh); the jitted steps run as one program over every
@@ -35,7 +38,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from r1jax.models import ModelConfig, forward, init_cache
+from r1jax.models import ModelConfig, forward, head_weight, init_cache
 from r1jax.runtime import sharding
 from r1jax.sampling.processors import sample_token
 
@@ -118,8 +121,8 @@ class GenerationResult:
   tokens [R, M] int32 (pad_id where mask is 0); mask [R, M] int32 (1 for generated tokens,
   up to and including the stop); logps_sampling, logps_model [R, M] float32 (0 where
   masked): log-probs under the processed distribution and under the model; lengths [R];
-  finish_reason: "stop" or "length" per row; prompt_index [R]; prompt_len P, the padded
-  prompt length: completion token t sat at position P + t.
+  finish_reason: "stop" or "length" per row; prompt_index [R]; prompt_len P, the length
+  prompts were padded to (completion token t of a prompt of L tokens sat at position L + t).
   """
   tokens: np.ndarray
   mask: np.ndarray
@@ -134,15 +137,19 @@ class GenerationResult:
 # ----------------------------------------------------------------- compiled parts
 
 
-@functools.partial(jax.jit, static_argnums=(0, 4))
-def _prefill(cfg: ModelConfig, params, tokens, segment_ids, cache_dtype: str):
-  """tokens, segment_ids [B, P] -> (logits of the last column [B, V], cache of P slots)."""
+@functools.partial(jax.jit, static_argnums=(0, 5))
+def _prefill(cfg: ModelConfig, params, tokens, segment_ids, lengths, cache_dtype: str):
+  """tokens, segment_ids [B, P] (right-padded), lengths [B] -> (logits at each row's last
+  prompt token [B, V] float32, cache of P slots)."""
   B, P = tokens.shape
   positions = jnp.broadcast_to(jnp.arange(P, dtype=jnp.int32), (B, P))
   cache = init_cache(cfg, B, P, jnp.dtype(cache_dtype))
-  logits, cache = forward(cfg, params, tokens, positions=positions, segment_ids=segment_ids,
-                          cache=cache, last_only=True)
-  return logits[:, 0], cache
+  hidden, cache = forward(cfg, params, tokens, positions=positions, segment_ids=segment_ids,
+                          cache=cache, hidden_only=True)
+  h_last = jnp.take_along_axis(hidden, (lengths - 1)[:, None, None], axis=1)[:, 0]  # [B, D]
+  logits = jnp.dot(h_last, head_weight(cfg, params).astype(cfg.dtype),
+                   preferred_element_type=jnp.float32)  # as the model's own head
+  return logits, cache
 
 
 def _cache_axes(cfg: ModelConfig):
@@ -175,17 +182,18 @@ def _stop_hit(recent: jax.Array, stops: jax.Array) -> jax.Array:
 
 
 @functools.partial(jax.jit, static_argnums=(0, 1))
-def _decode(cfg: ModelConfig, sp: SamplingParams, params, cache, logits, seed, stops, pad_id):
+def _decode(cfg: ModelConfig, sp: SamplingParams, params, cache, logits, lengths, seed, stops,
+            pad_id):
   """Samples M = sp.max_new_tokens tokens for R = B·n rows.
 
-  cache: the prefill cache (B rows, P slots); logits [B, V] of the last prompt column;
-  seed uint32 [2]; stops [Ns, L] int32; pad_id int32 scalar. sp is static (its seed and
-  stops are ignored here). Returns tokens, mask, logps_sampling, logps_model [R, M] and
-  stopped [R] bool.
+  cache: the prefill cache (B rows, P slots); logits [B, V] at each prompt's last token;
+  lengths [B] the prompts' lengths; seed uint32 [2]; stops [Ns, L] int32; pad_id int32
+  scalar. sp is static (its seed and stops are ignored here). Returns tokens, mask,
+  logps_sampling, logps_model [R, M] and stopped [R] bool.
   """
   n, M = sp.n, sp.max_new_tokens
-  P = cache["segment_ids"].shape[1]
   R = logits.shape[0] * n
+  start = jnp.repeat(lengths, n)  # [R]: the slot of each row's first generated token
   cache = _expand_cache(cfg, cache, n, M)
   base = jax.random.fold_in(jax.random.key(seed[0]), seed[1])
   row_keys = jax.vmap(jax.random.fold_in, (None, 0))(base, jnp.arange(R))
@@ -208,7 +216,7 @@ def _decode(cfg: ModelConfig, sp: SamplingParams, params, cache, logits, seed, s
     """Feeds token t-1 at slot P+t-1 and samples token t."""
     t = s["t"]
     prev = jax.lax.dynamic_index_in_dim(s["tokens"], t - 1, axis=1)  # [R, 1]
-    positions = jnp.full((R, 1), P - 1, jnp.int32) + t
+    positions = (start + t - 1)[:, None]
     segment_ids = (~s["done"]).astype(jnp.int32)[:, None]
     logits_r1v, new_cache = forward(cfg, params, prev, positions=positions,
                                     segment_ids=segment_ids, cache=s["cache"])
@@ -274,7 +282,8 @@ def generate(cfg: ModelConfig, params, prompts: list[list[int]], sp: SamplingPar
   prompts: B lists of token ids (any lengths). cache_dtype: that of the decode cache
   (default cfg.dtype, which loses nothing: the cached values are computed in cfg.dtype).
   Returns a `GenerationResult` with R = B·n rows, prompt p's group in rows p·n .. p·n+n-1.
-  Prompts are left-padded to their `prompt_bucket` (`bucket=False`: to the longest).
+  Prompts are right-padded to their `prompt_bucket` (`bucket=False`: to the longest);
+  each row's positions start at 0, so the padding changes no token's position.
   With params spanning several processes, every process must call this with the same
   arguments (the host inputs enter the jitted steps as global values).
   """
@@ -284,15 +293,17 @@ def generate(cfg: ModelConfig, params, prompts: list[list[int]], sp: SamplingPar
        else longest)
   tokens = np.full((B, P), pad_id, np.int32)
   segment_ids = np.zeros((B, P), np.int32)
+  lengths = np.array([len(p) for p in prompts], np.int32)
   for i, p in enumerate(prompts):
-    tokens[i, P - len(p):] = p
-    segment_ids[i, P - len(p):] = 1
+    tokens[i, :len(p)] = p
+    segment_ids[i, :len(p)] = 1
   dtype = jnp.dtype(cache_dtype or cfg.dtype).name
   # NumPy inputs: jit treats them as the same global value on every process.
-  logits, cache = _prefill(cfg, params, tokens, segment_ids, dtype)
+  logits, cache = _prefill(cfg, params, tokens, segment_ids, lengths, dtype)
   seed = np.array([sp.seed & 0xFFFFFFFF, sp.seed >> 32], np.uint32)
   static = dataclasses.replace(sp, seed=0, stop_token_ids=(), stop_sequences=())
-  outputs = _decode(cfg, static, params, cache, logits, seed, _stop_array(sp), np.int32(pad_id))
+  outputs = _decode(cfg, static, params, cache, logits, lengths, seed, _stop_array(sp),
+                    np.int32(pad_id))
   out, mask, lp_s, lp_m, stopped = sharding.to_host(outputs)
   return GenerationResult(
       tokens=out, mask=mask, logps_sampling=lp_s, logps_model=lp_m, lengths=mask.sum(axis=1),

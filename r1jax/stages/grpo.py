@@ -7,8 +7,8 @@ update the policy μ = `rl.num_iterations` times on that rollout with the clippe
 loss (the rollout's log-probs are π_old). The reference policy for the KL term is the
 initial policy.
 
-Rows of the train batch are [prompt (left-padded) | completion (right-padded)]; a token's
-position is its column and padding has segment 0, as in the sampler.
+Rows of the train batch are [prompt | completion | padding], each token at the position
+(its column) it had in the sampler; padding has segment 0.
 
 Several processes: every process draws the same prompts (same iterators, same seeds),
 samples them in one program over the global mesh and gets every completion back
@@ -60,7 +60,7 @@ import numpy as np
 
 from r1jax import rewards as rewards_lib
 from r1jax.data.datasets import MixtureIterator, PromptIterator, load_prompts
-from r1jax.data.templates import encode_prompt, record_prompt
+from r1jax.data.templates import PromptFormat, prompt_format
 from r1jax.losses import grpo
 from r1jax.models import ModelConfig
 from r1jax.models.partitioning import check_divisibility
@@ -79,7 +79,7 @@ class Source:
   train: list[dict]
   eval: list[dict]
   rewards: dict[str, float]  # reward name -> weight
-  template: str
+  format: PromptFormat  # how its records become prompts (config.data.template)
   instruction: str = ""
   weight: float = 1.0  # share of the step's prompts
 
@@ -95,7 +95,17 @@ def _checked_rewards(key: str, specs, reward_fns, *record_sets: list[dict]) -> d
     raise ValueError(f"{key}: {e}") from None
 
 
-def _source(key: str, src, config: ml_collections.ConfigDict, reward_fns) -> Source:
+def _format(key: str, template: str, tokenizer, record: dict, instruction: str) -> PromptFormat:
+  """The PromptFormat of `template`, checked on a record; errors prefixed by `key`."""
+  try:
+    fmt = prompt_format(template, tokenizer)
+    fmt.record(record, instruction)
+    return fmt
+  except ValueError as e:
+    raise ValueError(f"{key}: {e}") from None
+
+
+def _source(key: str, src, config: ml_collections.ConfigDict, reward_fns, tokenizer) -> Source:
   """config.data.sources.<name> (`src`, at config key `key`), loaded and checked."""
   d = config.data
   if not isinstance(src, ml_collections.ConfigDict):
@@ -114,18 +124,14 @@ def _source(key: str, src, config: ml_collections.ConfigDict, reward_fns) -> Sou
   if not train:
     raise ValueError(f"{key}.spec={src.spec!r} holds no prompts")
   evals = load_prompts(src.eval, limit=d.num_eval, seed=config.seed) if src.get("eval") else []
-  template = src.get("template", d.get("template", ""))
   instruction = src.get("instruction", d.get("instruction", ""))
-  try:  # the template exists and fits the records
-    record_prompt(template, train[0], instruction)
-  except ValueError as e:
-    raise ValueError(f"{key}: {e}") from None
-  return Source(train=train, eval=evals, template=template, instruction=instruction,
+  fmt = _format(key, src.get("template", d.get("template", "")), tokenizer, train[0], instruction)
+  return Source(train=train, eval=evals, format=fmt, instruction=instruction,
                 rewards=_checked_rewards(f"{key}.rewards", src.rewards, reward_fns, train, evals),
                 weight=float(w))
 
 
-def load_sources(config: ml_collections.ConfigDict, reward_fns) -> dict[str, Source]:
+def load_sources(config: ml_collections.ConfigDict, reward_fns, tokenizer) -> dict[str, Source]:
   """The prompt sources of `config`, by name (see the module docstring): config.data.sources,
   or the single source "" of data.train, data.eval and rl.rewards. Checked here: names,
   weights, templates, and that every reward exists and finds the dataset fields it needs."""
@@ -133,10 +139,12 @@ def load_sources(config: ml_collections.ConfigDict, reward_fns) -> dict[str, Sou
   if "sources" not in d:
     train = load_prompts(d.train, limit=d.get("num_train"), seed=seed)
     evals = load_prompts(d.eval, limit=d.num_eval, seed=seed)
-    return {"": Source(train=train, eval=evals, template=d.template,
+    instruction = d.get("instruction", "")
+    return {"": Source(train=train, eval=evals,
+                       format=_format("config.data", d.template, tokenizer, train[0], instruction),
                        rewards=_checked_rewards("config.rl.rewards", rl.rewards, reward_fns,
                                                 train, evals),
-                       instruction=d.get("instruction", ""))}
+                       instruction=instruction)}
   replaced = [k for k, there in (("data.train", "train" in d), ("data.eval", "eval" in d),
                                   ("rl.rewards", "rewards" in rl)) if there]
   if replaced:
@@ -151,7 +159,7 @@ def load_sources(config: ml_collections.ConfigDict, reward_fns) -> dict[str, Sou
     if not name.isidentifier() or name == "errors":
       raise ValueError(f"{key}: a source's name must be an identifier other than 'errors' "
                        "(it names metrics: reward/<source>/<reward>)")
-    sources[name] = _source(key, d.sources[name], config, reward_fns)
+    sources[name] = _source(key, d.sources[name], config, reward_fns, tokenizer)
   return sources
 
 
@@ -187,29 +195,39 @@ def _merge_parts(parts: list[dict]) -> dict[str, float]:
 
 
 def pack_rollout(prompts: list[list[int]], completions: np.ndarray, completion_mask: np.ndarray,
-                 group_size: int, pad_id: int, prompt_len: int = 0) -> dict[str, np.ndarray]:
-  """[prompt | completion] rows for B prompts × G completions.
+                 group_size: int, pad_id: int, prompt_len: int = 0,
+                 logps: np.ndarray | None = None) -> dict[str, np.ndarray]:
+  """[prompt | completion | padding] rows for B prompts × G completions.
 
-  prompts: B token lists; completions, completion_mask: [B·G, C] -> tokens, positions,
-  segment_ids, completion_mask: [B·G, P + C] with P = prompt_len (default: the longest
-  prompt). The rollout passes the sampler's P, so every token sits at the position it was
-  sampled at and the train step's shapes are the sampler's few prompt buckets.
+  prompts: B token lists; completions, completion_mask (and the sampler's logps): [B·G, C]
+  -> tokens, positions, segment_ids, completion_mask [B·G, P + C] and old_logps
+  [B·G, P + C - 1] (column t-1 holds token t's), with P = prompt_len (default: the
+  longest prompt). A row is laid out as the sampler saw it: the prompt from position 0,
+  its completion right after, so every token has the position it was sampled at, and the
+  shapes are the sampler's few prompt buckets.
   """
   P = prompt_len or max(len(p) for p in prompts)
   BG, C = completions.shape
   tokens = np.full((BG, P + C), pad_id, np.int32)
   segment_ids = np.zeros((BG, P + C), np.int32)
   mask = np.zeros((BG, P + C), np.int32)
+  old = np.zeros((BG, P + C), np.float32)
   for row in range(BG):
     p = prompts[row // group_size]
-    tokens[row, P - len(p):P] = p
-    segment_ids[row, P - len(p):P] = 1
-    tokens[row, P:] = np.where(completion_mask[row], completions[row], pad_id)
-    segment_ids[row, P:] = completion_mask[row]
-    mask[row, P:] = completion_mask[row]
+    L = len(p)
+    tokens[row, :L] = p
+    segment_ids[row, :L] = 1
+    tokens[row, L:L + C] = np.where(completion_mask[row], completions[row], pad_id)
+    segment_ids[row, L:L + C] = completion_mask[row]
+    mask[row, L:L + C] = completion_mask[row]
+    if logps is not None:
+      old[row, L:L + C] = logps[row] * completion_mask[row]
   positions = np.broadcast_to(np.arange(P + C, dtype=np.int32), (BG, P + C)).copy()
-  return {"tokens": tokens, "positions": positions, "segment_ids": segment_ids,
-          "completion_mask": mask}
+  batch = {"tokens": tokens, "positions": positions, "segment_ids": segment_ids,
+           "completion_mask": mask}
+  if logps is not None:
+    batch["old_logps"] = old[:, 1:]
+  return batch
 
 
 class GRPOStage(Stage):
@@ -227,7 +245,7 @@ class GRPOStage(Stage):
     check_divisibility(cfg, mesh, batch_size=rl.prompts_per_step * self.G)
     ckpt_lib.check_init_from(config.get("init_from", ""))  # before loading rewards
     self.reward_fns = rewards_lib.load_reward_models(rl.get("reward_models", {}))
-    self.sources = load_sources(config, self.reward_fns)
+    self.sources = load_sources(config, self.reward_fns, tokenizer)
     self.max_prompt_len = rl.get("max_prompt_len", 0)
     self.long_prompts = rl.get("long_prompts", "skip")
     if self.long_prompts not in LONG_PROMPTS:
@@ -255,7 +273,9 @@ class GRPOStage(Stage):
     stop_ids = tuple(tokenizer.encode(s) for s in rl.stop_strings)
     self.sampling = dict(max_new_tokens=rl.max_new_tokens, temperature=rl.temperature,
                          top_p=rl.top_p, top_k=rl.top_k, vocab_limit=tokenizer.vocab_size,
-                         stop_token_ids=(tokenizer.eos_id,),
+                         stop_token_ids=tuple(dict.fromkeys(  # eos and chat end-of-turn ids
+                             i for src in self.sources.values()
+                             for i in src.format.stop_ids(tokenizer))),
                          stop_sequences=stop_ids)
     chunk = rl.get("logprob_chunk", 0)
     self.loss_fn = grpo.make_grpo_loss(cfg, logprob_chunk=chunk, **self.loss_kwargs)
@@ -279,10 +299,10 @@ class GRPOStage(Stage):
       state = dict(state, ref_params=jax.tree.map(jnp.copy, weights))
     return state
 
-  def _encode(self, text: str) -> list[int]:
+  def _encode(self, fmt: PromptFormat, text: str) -> list[int]:
     """A prompt's ids; with rl.long_prompts="truncate", cut to rl.max_prompt_len from the
     left after the BOS (the question's end, where the generation prompt is, stays)."""
-    ids = encode_prompt(self.tokenizer, text)
+    ids = fmt.encode(self.tokenizer, text)
     if self.max_prompt_len and len(ids) > self.max_prompt_len:
       ids = ids[:1] + ids[len(ids) - self.max_prompt_len + 1:]
     return ids
@@ -290,8 +310,9 @@ class GRPOStage(Stage):
   def _without_long_prompts(self, name: str, src: Source) -> Source:
     """`src` without the records whose prompts exceed rl.max_prompt_len (counted, logged)."""
     def short(records):
-      return [r for r in records if len(encode_prompt(
-          self.tokenizer, record_prompt(src.template, r, src.instruction))) <= self.max_prompt_len]
+      fmt = src.format
+      return [r for r in records if len(fmt.encode(
+          self.tokenizer, fmt.record(r, src.instruction))) <= self.max_prompt_len]
 
     train, evals = short(src.train), short(src.eval)
     dropped = len(src.train) - len(train), len(src.eval) - len(evals)
@@ -313,9 +334,9 @@ class GRPOStage(Stage):
     """`n` completions for each (source, record) of `items`, scored with the source's
     rewards."""
     t0 = time.perf_counter()
-    texts_in = [record_prompt(self.sources[src].template, r, self.sources[src].instruction)
+    texts_in = [self.sources[src].format.record(r, self.sources[src].instruction)
                 for src, r in items]
-    prompts = [self._encode(t) for t in texts_in]
+    prompts = [self._encode(self.sources[src].format, t) for (src, _), t in zip(items, texts_in)]
     sp = SamplingParams(**dict(self.sampling, n=n, seed=seed, **overrides))
     result = generate(self.cfg, params, prompts, sp, pad_id=self.tokenizer.pad_id)
     texts = [self.tokenizer.decode(t[m.astype(bool)].tolist(), skip_special=False)
@@ -365,10 +386,8 @@ class GRPOStage(Stage):
     adv = grpo.group_advantages(jnp.asarray(rewards), self.G, scale=self.adv_scale)
     mask = result.mask
     P = result.prompt_len
-    batch = pack_rollout(rollout.prompts, result.tokens, mask, self.G, self.tokenizer.pad_id, P)
-    old = np.zeros(batch["tokens"].shape, np.float32)
-    old[:, P:] = result.logps_model * mask
-    batch["old_logps"] = old[:, 1:]
+    batch = pack_rollout(rollout.prompts, result.tokens, mask, self.G, self.tokenizer.pad_id, P,
+                         logps=result.logps_model)
     batch["advantages"] = np.asarray(adv, np.float32)
     batch = sharding.shard_batch(batch, self.mesh)
     t0 = time.perf_counter()

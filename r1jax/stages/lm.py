@@ -14,7 +14,7 @@ import numpy as np
 
 from r1jax.data import conversations, tasks
 from r1jax.data.datasets import PromptIterator, load_prompts
-from r1jax.data.templates import r1_zero_prompt
+from r1jax.data.templates import prompt_format, r1_zero_prompt
 from r1jax.losses.lm import make_lm_loss, token_batch
 from r1jax.models import ModelConfig
 from r1jax.models.partitioning import check_divisibility
@@ -85,8 +85,10 @@ class LMStage(Stage):
 class SFTStage(Stage):
   """Supervised fine-tuning on conversations (R1 §2.3.1 cold start, §2.3.3 stage 2).
 
-  Conversations are rendered in R1's chat format and trained on their assistant turns
-  only, packed several to a row (`r1jax.data.conversations`), epoch after epoch.
+  Conversations are rendered in R1's chat format (config.data.template "r1_chat", the
+  default) or the checkpoint's own chat template ("chat"), trained on their last
+  assistant turn only, packed several to a row (`r1jax.data.conversations`), epoch after
+  epoch.
 
   config.data:
     source         a .jsonl of conversations, a generated set ("tiny_cold_start:train"…),
@@ -109,8 +111,10 @@ class SFTStage(Stage):
       return conversations.load_conversations(spec, seed=config.seed,
                                               on_error=d.get("on_error", "raise"))
 
+    fmt = prompt_format(d.get("template", "r1_chat"), tokenizer)
+
     def examples(convs, name):
-      return conversations.fit_to_length([conversations.tokenize(m, tokenizer) for m in convs],
+      return conversations.fit_to_length([conversations.tokenize(m, tokenizer, fmt) for m in convs],
                                          d.seq_len, d.get("overflow", "truncate"), source=name)
 
     train = load(d.source)
