@@ -44,6 +44,9 @@ def get_config() -> ml_collections.ConfigDict:
   c.rl.top_p = 1.0
   c.rl.top_k = 0
   c.rl.stop_strings = ("</answer>",)
+  # True: the tokenizer's eos does not stop a completion, so every one runs to
+  # max_new_tokens (benchmarks/grpo_step.py: each framework generates the same tokens).
+  c.rl.ignore_eos = False
   c.rl.loss = "grpo"  # grpo | dr_grpo | dapo | gspo (r1jax.losses.grpo.LOSS_PRESETS)
   c.rl.beta = 0.001  # KL coefficient (R1-Zero)
   c.rl.epsilon = 0.2

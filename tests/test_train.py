@@ -103,6 +103,31 @@ def test_reference_refresh_every_n_steps():
   assert stage.begin_step(dict(state, step=0))["ref_params"] is ref
 
 
+def test_ignore_eos_runs_every_completion_to_max_new_tokens():
+  from r1jax.data.tokenizers import load_tokenizer
+  from r1jax.models.loading import init_weights, model_config
+  from r1jax.runtime import sharding
+  from r1jax.stages.grpo import GRPOStage
+
+  c = grpo_zero.get_config()
+  c.rl.prompts_per_step, c.rl.num_generations, c.rl.max_new_tokens = 4, 2, 40
+  c.rl.stop_strings = ()
+  cfg, tok, mesh = model_config(c), load_tokenizer(c.tokenizer), sharding.make_mesh(dict(c.mesh))
+  weights = init_weights(c, cfg, jax.random.key(0), mesh)
+  items = [("", {"question": f"{a} + {a}", "answer": str(2 * a)}) for a in range(4)]
+
+  def lengths(ignore_eos):
+    c.rl.ignore_eos = ignore_eos
+    stage = GRPOStage(c, cfg, tok, mesh)
+    assert stage.sampling["stop_token_ids"] == (() if ignore_eos else (tok.eos_id,))
+    return stage._rollout(weights, items, 2, seed=0).result.lengths
+
+  # the trained tiny base answers and ends with eos well within 40 tokens...
+  assert (lengths(False) < 40).any()
+  # ...and writes on past it when eos does not stop it
+  np.testing.assert_array_equal(lengths(True), 40)
+
+
 def test_resume_gives_the_uninterrupted_run(tmp_path):
   straight = tmp_path / "straight"
   train_and_evaluate(_pretrain_config(steps=4), str(straight))

@@ -273,8 +273,8 @@ class GRPOStage(Stage):
     stop_ids = tuple(tokenizer.encode(s) for s in rl.stop_strings)
     self.sampling = dict(max_new_tokens=rl.max_new_tokens, temperature=rl.temperature,
                          top_p=rl.top_p, top_k=rl.top_k, vocab_limit=tokenizer.vocab_size,
-                         stop_token_ids=tuple(dict.fromkeys(  # eos and chat end-of-turn ids
-                             i for src in self.sources.values()
+                         stop_token_ids=() if rl.get("ignore_eos") else tuple(dict.fromkeys(
+                             i for src in self.sources.values()  # eos, chat end-of-turn ids
                              for i in src.format.stop_ids(tokenizer))),
                          stop_sequences=stop_ids)
     chunk = rl.get("logprob_chunk", 0)
