@@ -4,7 +4,7 @@
         --contexts=1024,8192 --hf --out=benchmarks/results/decode_h100.json
 
 For each preset, batch B and context S: B prompts of S - N random tokens, N = --new_tokens
-sampled at T = 1.0 with no stop token (every row decodes all N), bf16 weights and cache,
+sampled at T = 1.0 with no stop token (every row decodes all N), bf16 (`--dtype`) weights and cache,
 random parameters. `r1jax.sampling.generate` is timed for N new tokens and for 1; their
 difference is the decode loop, so decode tokens/s = B·(N - 1) / (t_N - t_1) excludes the
 prefill. A decode step reads the weights it uses (all of a dense model; for a MoE, the
@@ -16,12 +16,16 @@ min_new_tokens = max_new_tokens) in the same run for presets transformers implem
 Each result also gives the cache bytes per token, next to what a full K/V cache of the same
 attention would take (MLA stores the latent and the rope key only).
 `--presets=qwen2_tiny --batches=1 --contexts=32 --new_tokens=4` runs on a CPU in seconds
-(the test suite does that to keep this script working).
+(the test suite does that to keep this script working). A preset may also be a Hugging Face
+checkpoint directory: its config.json gives the shape (the weights stay random), e.g. the
+model `benchmarks/grpo_step.py` builds, timed in its float32 with `--dtype=float32`.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -32,7 +36,7 @@ import numpy as np
 if __package__ != "benchmarks":  # run as a file: python benchmarks/<name>.py
   sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from benchmarks import report  # noqa: E402
-from r1jax.models import ModelConfig, count_params, init_params, presets
+from r1jax.models import ModelConfig, count_params, hf, init_params, presets
 from r1jax.sampling import SamplingParams, generate
 
 HBM_BYTES_PER_S = {"H100": 3.35e12, "H200": 4.8e12, "A100": 2.0e12}  # SXM parts
@@ -95,16 +99,24 @@ def bench_r1jax(cfg: ModelConfig, params, batch: int, prompt: int, new: int,
           "decode_tokens_per_s": batch * (new - 1) / decode_s}
 
 
-def bench_hf(cfg: ModelConfig, batch: int, prompt: int, new: int, repeats: int) -> dict | None:
+def model_config(name: str, dtype: str) -> ModelConfig:
+  """The preset `name`, or the model of the Hugging Face checkpoint directory `name`."""
+  if os.path.isdir(name):
+    with open(os.path.join(name, "config.json")) as f:
+      return hf.config_from_hf(json.load(f)).replace(dtype=dtype, param_dtype=dtype)
+  return presets.get(name, dtype=dtype, param_dtype=dtype)
+
+
+def bench_hf(cfg: ModelConfig, batch: int, prompt: int, new: int, repeats: int,
+             dtype: str = "bfloat16") -> dict | None:
   """transformers generate of a random model of the same shape, or None if it has none."""
   import torch
   import transformers
 
-  from r1jax.models.hf import config_to_hf
-  hf = config_to_hf(cfg, dtype="bfloat16")
+  hf_config = hf.config_to_hf(cfg, dtype=dtype)
   try:
-    config = transformers.AutoConfig.for_model(hf.pop("model_type"), **hf)
-    model = transformers.AutoModelForCausalLM.from_config(config, dtype=torch.bfloat16)
+    config = transformers.AutoConfig.for_model(hf_config.pop("model_type"), **hf_config)
+    model = transformers.AutoModelForCausalLM.from_config(config, dtype=getattr(torch, dtype))
   except (ValueError, KeyError, ImportError):
     return None
   device = "cuda" if torch.cuda.is_available() else "cpu"
@@ -136,6 +148,8 @@ def main(argv=None) -> dict:
   p.add_argument("--new_tokens", type=int, default=128)
   p.add_argument("--repeats", type=int, default=3, help="timed runs per point (best kept)")
   p.add_argument("--hf", action="store_true", help="also time transformers generate")
+  p.add_argument("--dtype", default="bfloat16", choices=["bfloat16", "float32"],
+                 help="weights, compute and cache, in both implementations")
   p.add_argument("--out", default=None, help="also write the JSON here")
   args = p.parse_args(argv)
   if args.new_tokens < 2:
@@ -146,9 +160,10 @@ def main(argv=None) -> dict:
   bandwidth = next((v for k, v in HBM_BYTES_PER_S.items() if k in kind), None)
   results = []
   for name in (n.strip() for n in args.presets.split(",")):
-    cfg = presets.get(name, dtype="bfloat16", param_dtype="bfloat16")
+    cfg = model_config(name, args.dtype)
     params = init_params(cfg, jax.random.key(0))
-    per_token = cache_bytes_per_token(cfg)
+    nbytes = {"bfloat16": 2, "float32": 4}[args.dtype]
+    per_token = cache_bytes_per_token(cfg, nbytes)
     for context in (int(c) for c in args.contexts.split(",")):
       prompt = context - args.new_tokens
       if prompt < 1 or context > cfg.max_position_embeddings:
@@ -160,11 +175,11 @@ def main(argv=None) -> dict:
              "full_kv_bytes_per_token": per_token["full_kv"],
              **bench_r1jax(cfg, params, batch, prompt, args.new_tokens, args.repeats)}
         if bandwidth:
-          bound = roofline_step_s(cfg, batch, prompt, args.new_tokens, bandwidth)
+          bound = roofline_step_s(cfg, batch, prompt, args.new_tokens, bandwidth, nbytes)
           r["roofline_step_s"] = bound
           r["fraction_of_roofline"] = bound / r["decode_step_s"]
         if args.hf:
-          theirs = bench_hf(cfg, batch, prompt, args.new_tokens, args.repeats)
+          theirs = bench_hf(cfg, batch, prompt, args.new_tokens, args.repeats, args.dtype)
           if theirs is not None:
             r["hf"] = theirs
             r["speedup_vs_hf"] = r["decode_tokens_per_s"] / theirs["decode_tokens_per_s"]
