@@ -9,7 +9,7 @@ The workload, the same in every framework: a random Qwen2 (default hidden 256, 4
 `transformers` in an HF directory made here, with a byte-level BPE (default 4,096 ids)
 trained with `tokenizers` on the GSM8K train questions (tokenizer.json; its post-processor
 prepends the bos, which r1jax adds itself, so every framework feeds the same ids); the first
-64 GSM8K train questions in DeepSeek-R1's chat format (`--prompts=variable`: 54-148 tokens)
+64 GSM8K train questions in DeepSeek-R1's chat format (`--prompts=variable`: 55-142 tokens)
 or the same 64 cut or extended to one length (`same_length`: 82 tokens); per step 8 prompts
 × G = 4 completions × 64 new tokens at T = 1.0, EOS suppressed everywhere so each framework
 generates exactly 64 tokens per completion (r1jax `rl.ignore_eos`, TRL `min_new_tokens`,

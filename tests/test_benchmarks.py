@@ -1,5 +1,6 @@
 """The GPU benchmark scripts stay runnable: each runs here on tiny presets."""
 
+import json
 import math
 
 from benchmarks import decode, model_step
@@ -76,3 +77,14 @@ def test_grpo_step_dry_run_times_r1jax_and_skips_missing_peers(tmp_path, capsys)
 def test_digit_reward():
   from benchmarks.grpo_step import digit_reward
   assert digit_reward(["q"] * 3, ["ab12", "", "7"]) == [0.5, 0.0, 1.0]
+
+
+def test_decode_takes_a_hugging_face_directory_as_a_preset(tmp_path):
+  (tmp_path / "config.json").write_text(json.dumps({
+      "model_type": "qwen2", "vocab_size": 512, "hidden_size": 64, "intermediate_size": 96,
+      "num_hidden_layers": 2, "num_attention_heads": 4, "num_key_value_heads": 2,
+      "max_position_embeddings": 256, "tie_word_embeddings": False}))
+  cfg = decode.model_config(str(tmp_path), "float32")
+  assert (cfg.vocab_size, cfg.dim, cfg.n_layers, cfg.n_kv_heads) == (512, 64, 2, 2)
+  assert cfg.dtype == cfg.param_dtype == "float32" and not cfg.tie_embeddings
+  assert decode.model_config("qwen2_tiny", "bfloat16").dtype == "bfloat16"
