@@ -92,11 +92,10 @@ def _versions(*names: str) -> dict[str, str]:
 # ----------------------------------------------------------------- the workload (parent)
 
 
-def build_model_dir(path: Path, args) -> dict:
-  """A random Qwen2 and a BPE trained on the GSM8K train questions, as an HF directory."""
+def build_model_dir(path: Path, args, weights: bool = True) -> dict:
+  """A random Qwen2 and a BPE trained on the GSM8K train questions, as an HF directory
+  (only the tokenizer without `weights`: a preset brings its own shape)."""
   import tokenizers as hf_tok
-  import torch
-  import transformers
 
   path.mkdir(parents=True, exist_ok=True)
   questions = [json.loads(line)["question"] for line in open(ROOT / "data/gsm8k/train.jsonl")]
@@ -115,6 +114,11 @@ def build_model_dir(path: Path, args) -> dict:
   (path / "tokenizer_config.json").write_text(json.dumps(
       {"tokenizer_class": "PreTrainedTokenizerFast", "bos_token": BOS, "eos_token": BOS,
        "pad_token": PAD, "model_max_length": args.context}))
+  if not weights:
+    return {"preset": args.preset, "vocab": tok.get_vocab_size()}
+  import torch
+  import transformers
+
   torch.manual_seed(0)
   cfg = transformers.Qwen2Config(
       vocab_size=tok.get_vocab_size(), hidden_size=args.hidden, intermediate_size=args.intermediate,
@@ -134,10 +138,12 @@ def build_model_dir(path: Path, args) -> dict:
 def _same_length_question(tok, question: str, following: list[str], length: int) -> str:
   """`question` (continued with the `following` questions when it is too short) cut at the
   point where its chat-format prompt is `length` tokens long, bos included."""
-  from r1jax.data.templates import prompt_text
+  from r1jax.data.templates import prompt_format
+
+  fmt = prompt_format("r1_chat")
 
   def n_tokens(q: str) -> int:
-    return len(tok.encode(prompt_text("r1_chat", q)).ids)  # the post-processor adds the bos
+    return len(tok.encode(fmt.question(q)).ids)  # the post-processor adds the bos
 
   text = " ".join([question] + following)
   words = text.split(" ")
@@ -179,7 +185,7 @@ def step_batches(records: list[dict], args) -> list[list[dict]]:
 
 def make_spec(kind: str, model_dir: Path, workdir: Path, args) -> dict:
   """What a worker needs to run the workload: written as JSON, read by `_worker`."""
-  from r1jax.data.templates import encode_prompt, record_prompt
+  from r1jax.data.templates import prompt_format
   from r1jax.data.tokenizers import load_tokenizer
 
   records = prompt_records(kind, args.num_prompts, model_dir)
@@ -187,15 +193,16 @@ def make_spec(kind: str, model_dir: Path, workdir: Path, args) -> dict:
   data.write_text("".join(json.dumps(r) + "\n" for r in records))
   tok = load_tokenizer(str(model_dir))
   batches = step_batches(records, args)
-  texts = [[record_prompt("r1_chat", r) for r in b] for b in batches]
-  lengths = [[len(encode_prompt(tok, t)) for t in b] for b in texts]
-  every = [len(encode_prompt(tok, record_prompt("r1_chat", r))) for r in records]
+  fmt = prompt_format("r1_chat")
+  texts = [[fmt.record(r) for r in b] for b in batches]
+  lengths = [[len(fmt.encode(tok, t)) for t in b] for b in texts]
+  every = [len(fmt.encode(tok, fmt.record(r))) for r in records]
   return {"model_dir": str(model_dir), "data": str(data), "num_prompts": len(records),
           "texts": texts, "prompt_tokens": lengths, "longest_prompt": max(every),
           "steps": args.steps, "prompts_per_step": args.prompts_per_step,
           "num_generations": args.num_generations, "max_new_tokens": args.max_new_tokens,
           "beta": args.beta, "learning_rate": args.learning_rate, "seed": args.seed,
-          "dtype": "float32"}
+          "dtype": args.dtype, "preset": args.preset, "attention_impl": args.attention_impl}
 
 
 # ----------------------------------------------------------------- workers (fresh interpreters)
@@ -211,9 +218,14 @@ def _run_r1jax(spec: dict, workdir: Path) -> dict:
 
   rewards.REWARDS["digits"] = digit_reward
   c = grpo_gsm8k.get_config()
-  c.init_from = spec["model_dir"]
+  if spec.get("preset"):  # a preset from random weights, with the workload's tokenizer
+    c.model, c.init_from, c.tokenizer = spec["preset"], "", spec["model_dir"]
+  else:
+    c.init_from = spec["model_dir"]
+  c.data.template = "r1_chat"  # the workload's prompts: DeepSeek-R1's chat format
   c.model_overrides.dtype = spec["dtype"]
   c.model_overrides.remat = "none"
+  c.model_overrides.attention_impl = spec.get("attention_impl", "xla")
   c.compilation_cache = ""  # each round's first step compiles, as the peers' do
   c.seed = spec["seed"]
   c.data.train, c.data.num_train = spec["data"], spec["num_prompts"]
@@ -346,7 +358,7 @@ def _run_tunix(spec: dict, workdir: Path) -> dict:
   from tunix.rl.rollout import base_rollout
   from tunix.sft import metrics_logger
 
-  P, G, M = spec["prompts_per_step"], spec["num_generations"], spec["max_new_tokens"]
+  G, M = spec["num_generations"], spec["max_new_tokens"]
   mesh = jax.make_mesh((1, 1), ("fsdp", "tp"), axis_types=(jax.sharding.AxisType.Auto,) * 2)
   cfg = _tunix_model_config(spec["model_dir"])
   reference = qwen2_params.create_model_from_safe_tensors(spec["model_dir"], cfg, mesh)
@@ -543,6 +555,10 @@ def main(argv=None) -> dict:
   p.add_argument("--kv_heads", type=int, default=2)
   p.add_argument("--intermediate", type=int, default=688)
   p.add_argument("--context", type=int, default=1024)
+  p.add_argument("--preset", default="", help="r1jax only: this preset from random weights "
+                 "instead of the Qwen2 above (e.g. qwen2_5_0_5b, deepseek_v3_1b on a GPU)")
+  p.add_argument("--dtype", default="float32", choices=["float32", "bfloat16"])
+  p.add_argument("--attention_impl", default="xla", choices=["xla", "cudnn"])
   p.add_argument("--python_r1jax", default=sys.executable)
   p.add_argument("--python_trl", default=sys.executable)
   p.add_argument("--python_tunix", default=sys.executable)
@@ -558,6 +574,8 @@ def main(argv=None) -> dict:
     args.prompts_per_step, args.num_generations, args.max_new_tokens = 2, 2, 4
     args.vocab, args.hidden, args.layers, args.intermediate = 512, 64, 2, 128
   frameworks = [f.strip() for f in args.frameworks.split(",")]
+  if args.preset and frameworks != ["r1jax"]:
+    p.error("--preset runs an r1jax preset; pass --frameworks=r1jax")
   kinds = [k.strip() for k in args.prompts.split(",")]
   for f in frameworks:
     if f not in FRAMEWORKS:
@@ -575,7 +593,7 @@ def main(argv=None) -> dict:
   else:
     tmp = tempfile.TemporaryDirectory(prefix="grpo_step_")
     workdir = Path(tmp.name)
-  model = build_model_dir(workdir / "model", args)
+  model = build_model_dir(workdir / "model", args, weights=not args.preset)
   specs = {}
   for kind in kinds:
     spec = make_spec(kind, workdir / "model", workdir, args)
@@ -614,7 +632,8 @@ def main(argv=None) -> dict:
   lengths = {k: [n for b in json.loads(s.read_text())["prompt_tokens"] for n in b]
              for k, s in specs.items()}
   workload = {
-      "model": {"type": "qwen2", **model}, "dtype": spec0["dtype"],
+      "model": {"type": args.preset or "qwen2", **model}, "dtype": spec0["dtype"],
+      "attention_impl": args.attention_impl,
       "prompts": {k: {"source": f"first {args.num_prompts} GSM8K train questions, R1 chat "
                       "format, no instruction" + (f", cut/extended to {SAME_LENGTH} tokens"
                                                   if k == "same_length" else ""),
@@ -628,13 +647,19 @@ def main(argv=None) -> dict:
   command = "python benchmarks/grpo_step.py " + " ".join(
       shlex.quote(a) for a in (sys.argv[1:] if argv is None else argv))
   out = report.emit(
-      "grpo_step", f"cpu ({os.cpu_count()} cores)", args, results, command=command,
+      "grpo_step", _device(), args, results, command=command,
       machine={"cores": os.cpu_count(), "cpu": _cpu_model()},
       loadavg={"before": load_before, "after": load_after}, workload=workload, ratios=ratios,
       versions=_all_versions(results), note=args.note)
   if tmp is not None:
     tmp.cleanup()
   return out
+
+
+def _device() -> str:
+  import jax
+  d = jax.devices()[0]
+  return f"cpu ({os.cpu_count()} cores)" if d.platform == "cpu" else f"{d.device_kind} ({d.platform})"
 
 
 def _cpu_model() -> str:

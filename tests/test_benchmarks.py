@@ -88,3 +88,31 @@ def test_decode_takes_a_hugging_face_directory_as_a_preset(tmp_path):
   assert (cfg.vocab_size, cfg.dim, cfg.n_layers, cfg.n_kv_heads) == (512, 64, 2, 2)
   assert cfg.dtype == cfg.param_dtype == "float32" and not cfg.tie_embeddings
   assert decode.model_config("qwen2_tiny", "bfloat16").dtype == "bfloat16"
+
+
+def test_gpu_check_dry_run(tmp_path):
+  """benchmarks/gpu_check.sh, as a lent GPU would run it, on tiny presets and the CPU."""
+  import json
+  import os
+  import re
+  import subprocess
+  import sys
+  from pathlib import Path
+
+  root = Path(__file__).resolve().parents[1]
+  env = dict(os.environ, PYTHON=sys.executable)
+  env["XLA_FLAGS"] = re.sub(r"--xla_force_host_platform_device_count=\S+", "",
+                            env.get("XLA_FLAGS", ""))
+  out = tmp_path / "gpu_check"
+  done = subprocess.run(["bash", str(root / "benchmarks" / "gpu_check.sh"), "--dry_run", str(out)],
+                        env=env, capture_output=True, text=True, timeout=900)
+  assert done.returncode == 0, done.stderr[-3000:]
+  files = {p.name: json.loads(p.read_text()) for p in out.glob("*.json")}
+  assert set(files) == {"devices.json", "model_step.json", "decode.json", "grpo_step_dense.json",
+                        "grpo_step_moe.json"}
+  assert [r["preset"] for r in files["model_step.json"]["results"]] == ["qwen2_tiny",
+                                                                       "deepseek_v3_tiny"]
+  for kind, preset in (("dense", "qwen2_tiny"), ("moe", "deepseek_v3_tiny")):
+    report = files[f"grpo_step_{kind}.json"]
+    (r,) = report["results"]
+    assert report["workload"]["model"]["type"] == preset and r["median_step_s"] > 0, r
