@@ -29,3 +29,18 @@ def test_print_config_shows_the_overrides_and_exits():
   assert out.returncode == 0, out.stderr
   assert "beta: 0.25" in out.stdout and "stage: grpo" in out.stdout
   assert not Path("/nonexistent/never").exists()
+
+
+def test_the_short_commands_run_the_recipe_programs():
+  """`python -m r1jax.evaluate` (and rejection_sample, cold_start, plan) are the programs
+  of r1jax/recipe under their documented names."""
+  for name, config, key in (("evaluate", "eval_math", "answer_mode"),
+                            ("rejection_sample", "rejection_sample", "judge_when"),
+                            ("cold_start", "cold_start", "summary")):
+    out = subprocess.run([sys.executable, "-m", f"r1jax.{name}", f"--config=configs/{config}.py",
+                          "--print_config"], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0 and f"{key}:" in out.stdout, (name, out.stderr[-2000:])
+  out = subprocess.run([sys.executable, "-m", "r1jax.plan", "--config=configs/grpo_zero.py",
+                        "--mesh=data:3", "--devices=8"], cwd=ROOT, capture_output=True, text=True,
+                       timeout=120)
+  assert out.returncode != 0 and "r1jax.plan:" in out.stderr and "Traceback" not in out.stderr

@@ -197,9 +197,9 @@ def load_gguf_checkpoint(path: str | os.PathLike, *, dtype: str | None = None, m
   if arch not in ARCHITECTURES:
     raise ValueError(f"{path}: architecture {arch!r} is not supported; r1jax reads GGUF files of "
                      f"{', '.join(ARCHITECTURES)}")
+  tokenizer = gguf_tokenizer(meta, path)
   tied = not any(t.name == "output.weight" for t in reader.tensors)
   config = _hf_config(meta, arch, tied, path)
-  tokenizer = gguf_tokenizer(meta, path)
   cfg, params = load_hf_tensors(config, _tensors(reader, config, path), name=path.stem,
                                 dtype=dtype, mesh=mesh)
   return cfg, params, tokenizer
