@@ -11,9 +11,10 @@
 #   decode.json           decode tokens/s against the HBM roofline, same two presets
 #   grpo_step_dense.json  the GRPO step (benchmarks/grpo_step.py, r1jax only) on qwen2_5_0_5b
 #   grpo_step_moe.json    the same on deepseek_v3_1b
-# --dry_run runs the same commands with tiny presets, XLA attention and float32, so the
-# test suite checks on a CPU that the script works (tests/test_benchmarks.py). Commit
-# OUT's JSON under benchmarks/results/ after a real run.
+# --dry_run runs the same commands with tiny presets, XLA attention and float32 (the GRPO
+# step on the dense preset only: the MoE one is the same script), so the test suite checks
+# on a CPU that the script works (tests/test_benchmarks.py). Commit OUT's JSON under
+# benchmarks/results/ after a real run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 dry=0
@@ -27,12 +28,13 @@ if [ "$dry" = 1 ]; then
   dense=qwen2_tiny moe=deepseek_v3_tiny attn=xla dtype=float32
   step_args="--seq=32 --batch=2 --steps=1 --warmup=1 --matmul_n=0 --remat=none"
   decode_args="--batches=2 --contexts=24 --new_tokens=4 --repeats=1 --dtype=float32"
-  grpo_args="--dry_run"
+  grpo_args="--dry_run" grpo_kinds="dense"
 else
   dense=qwen2_5_0_5b moe=deepseek_v3_1b attn=cudnn dtype=bfloat16
   step_args="--seq=2048 --batch=8 --steps=5 --warmup=2 --remat=dots"
   decode_args="--batches=1,32,256 --contexts=1024,4096 --new_tokens=64 --repeats=2"
   grpo_args="--rounds=1 --steps=4 --prompts_per_step=8 --num_generations=8 --max_new_tokens=256"
+  grpo_kinds="dense moe"
 fi
 
 "$py" - "$out/devices.json" <<'PY'
@@ -44,7 +46,7 @@ PY
 "$py" benchmarks/model_step.py --presets="$dense,$moe" --attention_impl="$attn" $step_args \
   --out="$out/model_step.json" > /dev/null
 "$py" benchmarks/decode.py --presets="$dense,$moe" $decode_args --out="$out/decode.json" > /dev/null
-for kind in dense moe; do
+for kind in $grpo_kinds; do
   preset="${!kind}"
   "$py" benchmarks/grpo_step.py --frameworks=r1jax --preset="$preset" --dtype="$dtype" \
     --attention_impl="$attn" $grpo_args --out="$out/grpo_step_$kind.json" > /dev/null
