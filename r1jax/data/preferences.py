@@ -29,10 +29,11 @@ import numpy as np
 
 from r1jax.data import conversations, tasks
 from r1jax.data.jsonl import read_jsonl
-from r1jax.data.templates import BOS, EOS, r1_chat_prompt
+from r1jax.data.templates import BOS, EOS, PromptFormat, r1_chat_prompt
 
 Pair = dict[str, str]  # {"prompt", "chosen", "rejected"}
 OVERFLOW = ("drop", "truncate")
+R1_CHAT = PromptFormat("r1_chat")  # how a prompt in R1's chat format becomes ids
 
 
 def encode(tokenizer, prompt: str, response: str) -> list[int]:
@@ -41,9 +42,7 @@ def encode(tokenizer, prompt: str, response: str) -> list[int]:
   (as in SFT); a trailing EOS of the response is not doubled."""
   eos_text = tokenizer.decode([tokenizer.eos_id], skip_special=False)
   response = response.removesuffix(EOS).removesuffix(eos_text) if eos_text else response
-  ids = [tokenizer.bos_id]
-  for i, part in enumerate(prompt.removeprefix(BOS).split(EOS)):
-    ids += ([tokenizer.eos_id] if i else []) + (tokenizer.encode(part) if part else [])
+  ids = R1_CHAT.encode(tokenizer, prompt.removeprefix(BOS))
   return ids + (tokenizer.encode(response) if response else []) + [tokenizer.eos_id]
 
 
