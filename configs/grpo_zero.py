@@ -40,6 +40,8 @@ def get_config() -> ml_collections.ConfigDict:
   # at load (counted) or, with long_prompts="truncate", cut from the left.
   c.rl.max_prompt_len = 512
   c.rl.long_prompts = "skip"  # skip | truncate
+  # The trainer scores logits / temperature, so the ratio is against the distribution that
+  # sampled; top_p / top_k truncate that distribution further and the ratio ignores them.
   c.rl.temperature = 1.0
   c.rl.top_p = 1.0
   c.rl.top_k = 0
@@ -48,6 +50,22 @@ def get_config() -> ml_collections.ConfigDict:
   # max_new_tokens (benchmarks/grpo_step.py: each framework generates the same tokens).
   c.rl.ignore_eos = False
   c.rl.loss = "grpo"  # grpo | dr_grpo | dapo | gspo (r1jax.losses.grpo.LOSS_PRESETS)
+  # π_old of the ratio: "sampler" (the rollout's log-probs) or "trainer" (the training
+  # forward's own before the update, as TRL and Tunix; at μ = 1 the ratio is then exactly
+  # 1). They agree to rounding in float32; in bfloat16 they differ by ~0.03 nats/token on
+  # SmolLM2 (issue 23), so "sampler" clips rounding noise and "trainer" ignores the
+  # sampler; tis_cap > 0 (with "trainer") reweighs each token's gradient by
+  # min(π_trainer / π_sampler, tis_cap), per token or per sequence (tis_level). Every step
+  # logs mismatch/* (trainer vs sampler log-probs before the update) and entropy.
+  c.rl.old_logps = "sampler"
+  c.rl.tis_cap = 0.0  # 0: off; 2.0 is TRL's and verl's usual cap
+  c.rl.tis_level = "token"  # token | sequence
+  # MoE models: the trainer (policy and reference) runs the experts the sampler chose for
+  # each token instead of re-routing (R3), so rounding cannot send a token to other
+  # experts than those that produced it. Rollouts of MoE models always record their
+  # experts (L_moe · K bytes per token: 12 on the tiny default, 464 at 671B) and log
+  # mismatch/routing_diff, the fraction of decisions the trainer's routers make otherwise.
+  c.rl.routing_replay = False
   c.rl.beta = 0.001  # KL coefficient (R1-Zero)
   c.rl.epsilon = 0.2
   c.rl.epsilon_high = ml_collections.FieldReference(None, field_type=float)

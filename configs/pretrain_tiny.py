@@ -51,4 +51,7 @@ def get_config() -> ml_collections.ConfigDict:
   c.train.save_every = 250
   c.train.keep_checkpoints = 1
   c.train.max_consecutive_skips = 20  # stop when this many updates in a row were non-finite
+  # Gradient accumulation: the update's batch in this many slices, one slice's activations
+  # in memory at a time; the same update (each slice weighed by its tokens or rows).
+  c.train.micro_batches = 1
   return c

@@ -8,8 +8,9 @@ jitted function for every stage:
     reward_model     preference pairs -> Bradley-Terry loss (r1jax.stages.reward_model)
     distill          teacher traces -> SFT (+ top-k logit KD) loss (r1jax.stages.distill)
 
-Each run writes `<workdir>/metrics.jsonl`, TensorBoard events and orbax checkpoints, and
-resumes from its latest checkpoint when started again with the same workdir.
+Each run writes `<workdir>/metrics.jsonl`, TensorBoard events, orbax checkpoints and,
+for a Hugging Face tokenizer, its tokenizer.json and tokenizer_config.json, and resumes
+from its latest checkpoint when started again with the same workdir.
 """
 
 from __future__ import annotations
@@ -27,7 +28,8 @@ import numpy as np
 import optax
 from tqdm import tqdm
 
-from r1jax.data.tokenizers import load_tokenizer, tokenizer_spec
+from r1jax.data.tokenizers import HFTokenizer, load_tokenizer, tokenizer_spec
+from r1jax.losses import LOSS_WEIGHT
 from r1jax.models import ModelConfig, update_router_biases
 from r1jax.models.loading import (check_same_model, init_weights, model_config,
                                   model_config_dict)
@@ -60,20 +62,76 @@ def make_stage(config: ml_collections.ConfigDict, cfg: ModelConfig, tokenizer, m
   return stage(config, cfg, tokenizer, mesh)
 
 
-def make_train_step(cfg: ModelConfig, loss_fn, optimizer, *, state_shardings=None,
-                    metrics_sharding=None):
+def _split(batch: dict[str, jax.Array], k: int) -> dict[str, jax.Array]:
+  """[B, ...] arrays -> [k, B/k, ...]: micro-batch i holds rows i, i + k, i + 2k, ..., so
+  each device's rows (a contiguous block of the data-sharded batch) feed every micro-batch
+  equally and nothing moves between devices."""
+  B = jax.tree.leaves(batch)[0].shape[0]
+  if B % k:
+    raise ValueError(f"config.train.micro_batches={k} does not divide the batch of {B} rows")
+  return jax.tree.map(lambda x: x.reshape(B // k, k, *x.shape[1:]).swapaxes(0, 1), batch)
+
+
+# What the router-bias update reads of the model's aux (MTP logits and the like are
+# not carried across micro-batches).
+_ROUTER_LOADS = ("expert_load", "mtp_expert_load")
+
+
+def make_train_step(cfg: ModelConfig, loss_fn, optimizer, *, micro_batches: int = 1,
+                    state_shardings=None, metrics_sharding=None):
   """(state, batch) -> (state, metrics): one optimizer update; skipped if not finite.
 
   `loss_fn(params, batch) -> (loss, (metrics, model_aux))` with params = {"params",
   "buffers"}. MoE router biases move by the aux-loss-free rule from the step's loads.
+  `micro_batches` > 1 accumulates the gradient over that many slices of the batch (a
+  scan: activations of one slice at a time), each weighed by its metrics[LOSS_WEIGHT]
+  (1 where the loss has none), so the update equals the whole batch's; metrics are the
+  same weighted means (extremes for `*_max` and `*_min`).
   `state_shardings` (a tree like the state) pins the new state where the old one lives,
   so the step compiles once and parameters keep the sharding rules' layout.
   """
-  def step(state: State, batch: dict[str, jax.Array]):
-    def f(p):
-      return loss_fn({"params": p, "buffers": state["buffers"]}, batch)
+  if micro_batches < 1:
+    raise ValueError(f"config.train.micro_batches={micro_batches} must be >= 1")
 
-    (loss, (metrics, aux)), grads = jax.value_and_grad(f, has_aux=True)(state["params"])
+  def grads_of(params, buffers, batch):
+    def f(p):
+      return loss_fn({"params": p, "buffers": buffers}, batch)
+
+    (loss, (metrics, aux)), grads = jax.value_and_grad(f, has_aux=True)(params)
+    metrics = dict(metrics)
+    weight = jnp.asarray(metrics.pop(LOSS_WEIGHT, 1.0), jnp.float32)
+    loads = {k: aux[k] for k in _ROUTER_LOADS if k in aux}
+    return weight, (loss, metrics, loads, grads)
+
+  def accumulated(params, buffers, batch):
+    """Σ_i w_i · (loss, metrics, grads)_i / Σ_i w_i over the micro-batches, and the mean of
+    their router loads (which count every token, whatever the loss weighs)."""
+    def body(carry, mb):
+      total, acc, loads = carry
+      w, (loss, metrics, mb_loads, grads) = grads_of(params, buffers, mb)
+      acc = jax.tree.map(lambda a, x: a + w * x.astype(a.dtype), acc, (loss, metrics, grads))
+      loads = jax.tree.map(lambda a, x: a + x / micro_batches, loads, mb_loads)
+      return (total + w, acc, loads), metrics
+
+    mbs = _split(batch, micro_batches)
+    _, (loss, metrics, loads, grads) = jax.eval_shape(
+        lambda: grads_of(params, buffers, jax.tree.map(lambda x: x[0], mbs)))
+    zeros = jax.tree.map(lambda s: jnp.zeros(s.shape, jnp.promote_types(s.dtype, jnp.float32)),
+                         ((loss, metrics, grads), loads))
+    (total, acc, loads), per_mb = jax.lax.scan(
+        body, (jnp.zeros((), jnp.float32), *zeros), mbs)
+    loss, metrics, grads = jax.tree.map(lambda a: a / total, acc)
+    extreme = {"_max": jnp.max, "_min": jnp.min}
+    metrics = {k: extreme[k[-4:]](per_mb[k]) if k[-4:] in extreme else v
+               for k, v in metrics.items()}
+    grads = jax.tree.map(lambda g, p: g.astype(p.dtype), grads, params)
+    return loss, metrics, loads, grads
+
+  def step(state: State, batch: dict[str, jax.Array]):
+    if micro_batches == 1:
+      _, (loss, metrics, aux, grads) = grads_of(state["params"], state["buffers"], batch)
+    else:
+      loss, metrics, aux, grads = accumulated(state["params"], state["buffers"], batch)
     grad_norm = optax.tree.norm(grads)
     finite = jnp.isfinite(loss) & jnp.isfinite(grad_norm)
 
@@ -119,6 +177,10 @@ def _train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
                      f"{cfg.name!r} only {cfg.vocab_size}; pick a matching model or tokenizer")
   mesh = sharding.make_mesh(dict(config.mesh))
   stage = make_stage(config, cfg, tokenizer, mesh)
+  if isinstance(tokenizer, HFTokenizer) and jax.process_index() == 0:
+    # the run's tokenizer and chat template travel with it: a later stage, evaluation or
+    # export reads them with tokenizer="from_checkpoint", init_from=<this workdir>
+    tokenizer.save(workdir)
   optimizer = make_optimizer(config)
   checkpointer = ckpt_lib.Checkpointer(workdir, max_to_keep=config.train.get("keep_checkpoints", 2))
 
@@ -141,6 +203,7 @@ def _train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
     logging.warning("resumed from step %d in %s", int(state["step"]), workdir)
 
   train_step = make_train_step(cfg, stage.loss_fn, optimizer,
+                               micro_batches=config.train.get("micro_batches", 1),
                                state_shardings=jax.tree.map(lambda x: x.sharding, state),
                                metrics_sharding=sharding.replicated(mesh))
   start, total = int(state["step"]), config.train.num_steps
@@ -173,9 +236,11 @@ def _train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
       with sharding.activation_sharding(mesh):  # traced steps split activations by batch
         batch, host_metrics = stage.next_batch(state, jax.random.fold_in(rng, step + 1))
         t_update = time.perf_counter()
-        for _ in range(stage.updates_per_batch):
+        for i in range(stage.updates_per_batch):
           state, metrics = train_step(state, batch)
-      metrics = {k: float(v) for k, v in jax.device_get(metrics).items()}
+          if i == 0:  # what mismatch/* measures holds before the first update only
+            before = {k: v for k, v in metrics.items() if k.startswith("mismatch/")}
+      metrics = {k: float(v) for k, v in jax.device_get(dict(metrics, **before)).items()}
       metrics.update(host_metrics)
       metrics["time/update_s"] = time.perf_counter() - t_update
       metrics["time/step_s"] = time.perf_counter() - t0

@@ -16,7 +16,7 @@ from r1jax.runtime.compilation import CompileLog
 from r1jax.sampling import prompt_bucket
 from r1jax.train import train_and_evaluate
 
-PROGRAMS = ("jit(_prefill)", "jit(_decode)", "jit(ref_logps)", "jit(step)")
+PROGRAMS = ("jit(_prefill)", "jit(_decode)", "jit(logps)", "jit(step)")
 
 
 def _rows(workdir):

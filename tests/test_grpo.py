@@ -321,6 +321,18 @@ def test_sequence_logps_and_entropy_match_numpy():
                              sum(hs) / len(hs), rtol=1e-5)
   g = jax.grad(token_entropy)(jnp.asarray(logits), jnp.asarray(mask))
   assert np.all(np.isfinite(np.asarray(g)))
+  # at temperature T: the distribution softmax(logits / T), and each position's entropy
+  T = 0.7
+  lse_t = np.log(np.exp(x / T).sum(-1))
+  want_t = np.array([[x[b, t, tokens[b, t]] / T - lse_t[b, t] for t in range(3)]
+                     for b in range(2)])
+  lp_t, ent_t = grpo._logps_and_entropy(jnp.asarray(logits), jnp.asarray(tokens), T)
+  np.testing.assert_allclose(lp_t, want_t, rtol=1e-5, atol=1e-6)
+  np.testing.assert_allclose(sequence_logps(jnp.asarray(logits), jnp.asarray(tokens), T), want_t,
+                             rtol=1e-5, atol=1e-6)
+  p_t = np.exp(x / T - lse_t[..., None])
+  want_h = -np.where(p_t > 0, p_t * np.log(np.where(p_t > 0, p_t, 1)), 0).sum(-1)
+  np.testing.assert_allclose(ent_t, want_h, rtol=1e-5, atol=1e-6)
 
 
 @pytest.mark.parametrize("chunk", [1, 4, 7, 64])  # 7 does not divide T = 10; 64 > T
@@ -331,8 +343,12 @@ def test_chunked_logps_equal_the_full_head_values_and_gradients(chunk):
   tokens = jnp.asarray(rng.integers(0, 13, (3, 10)))
   seed = jnp.asarray(rng.normal(size=(3, 10)), jnp.float32)  # a weighting to differentiate
   full = lambda h, w: sequence_logps(jnp.einsum("btd,dv->btv", h, w), tokens)
-  chunked = lambda h, w: grpo.chunked_sequence_logps(h, w, tokens, chunk)
+  chunked = lambda h, w: grpo.chunked_sequence_logps(h, w, tokens, chunk)[0]
   np.testing.assert_allclose(chunked(h, w), full(h, w), rtol=1e-5, atol=1e-5)
+  lp_t, ent_t = grpo.chunked_sequence_logps(h, w, tokens, chunk, 0.7)
+  want_lp, want_ent = grpo._logps_and_entropy(jnp.einsum("btd,dv->btv", h, w), tokens, 0.7)
+  np.testing.assert_allclose(lp_t, want_lp, rtol=1e-5, atol=1e-5)
+  np.testing.assert_allclose(ent_t, want_ent, rtol=1e-5, atol=1e-5)
   g_full = jax.grad(lambda h, w: (full(h, w) * seed).sum(), argnums=(0, 1))(h, w)
   g_chunk = jax.jit(jax.grad(lambda h, w: (chunked(h, w) * seed).sum(), argnums=(0, 1)))(h, w)
   for a, b in zip(g_chunk, g_full):

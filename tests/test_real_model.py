@@ -151,7 +151,8 @@ def test_greedy_generation_matches_transformers(r1jax_model, reference):
 
 def test_grpo_runs_from_the_real_checkpoint(hf_dir, tmp_path):
   """A GRPO step from SmolLM2 with its own chat template: the rollouts stop at its
-  end-of-turn token, the loss and the update are finite, and evaluation runs."""
+  end-of-turn token, the loss and the update are finite, evaluation runs, and in float32
+  the sampler's log-probs (at T = 0.8) agree with the trainer's to rounding."""
   from configs import grpo_gsm8k
   from r1jax.runtime.metrics import read_metrics
   from r1jax.train import train_and_evaluate
@@ -165,6 +166,7 @@ def test_grpo_runs_from_the_real_checkpoint(hf_dir, tmp_path):
   c.data.train, c.data.eval, c.data.num_eval = "arithmetic:train", "arithmetic:test", 8
   c.data.instruction = "Answer with the number only, in \\boxed{}."
   c.rl.prompts_per_step, c.rl.num_generations, c.rl.max_new_tokens = 4, 2, 16
+  c.rl.temperature = 0.8
   c.train.num_steps, c.train.eval_every = 1, 1
   train_and_evaluate(c, str(tmp_path / "run"))
   rows = read_metrics(str(tmp_path / "run"))
@@ -172,3 +174,5 @@ def test_grpo_runs_from_the_real_checkpoint(hf_dir, tmp_path):
   assert last["step"] == 1 and last["skipped_steps"] == 0 and np.isfinite(last["loss"])
   assert last["grad_norm"] > 0
   assert "eval/accuracy" in last and 0 < last["completion/mean_length"] <= 16
+  assert last["mismatch/logp_diff_mean"] <= 1e-5, last["mismatch/logp_diff_mean"]
+  assert last["mismatch/token_out_of_clip"] == 0 and last["entropy"] > 0

@@ -102,10 +102,14 @@ def test_sample_token_logps_and_greedy():
     ref_logp = ref - ref.max() - np.log(np.exp(ref - ref.max()).sum())
     assert np.isfinite(ref[token[b]])
     np.testing.assert_allclose(lp_s[b], ref_logp[token[b]], atol=1e-5)
-  np.testing.assert_allclose(lp_m, jax.nn.log_softmax(logits)[jnp.arange(6), token], atol=1e-6)
+  # the model's log-prob at the sampling temperature, before top-k / top-p (what the
+  # trainer computes from logits / T)
+  np.testing.assert_allclose(lp_m, jax.nn.log_softmax(logits / 0.8)[jnp.arange(6), token],
+                             atol=1e-6)
   token, lp_s, lp_m = sample_token(jax.random.key(2), logits, SamplingParams(1, temperature=0))
   np.testing.assert_array_equal(token, jnp.argmax(logits, -1))
   np.testing.assert_array_equal(lp_s, 0.0)
+  np.testing.assert_allclose(lp_m, jax.nn.log_softmax(logits)[jnp.arange(6), token], atol=1e-6)
 
 
 def test_sampled_frequencies_match_target():

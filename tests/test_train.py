@@ -194,6 +194,13 @@ def test_grpo_gsm8k_with_a_hugging_face_student(tmp_path):
   train_and_evaluate(c, str(tmp_path / "run"))
   row = read_metrics(str(tmp_path / "run"))[-1]
   assert row["step"] == 1 and "eval/accuracy" in row and "reward/accuracy" in row
+  # the run keeps the student's tokenizer and chat template: the workdir is a checkpoint
+  # that tokenizer="from_checkpoint" reads, as the student directory was
+  from r1jax.data.tokenizers import load_tokenizer
+  saved, original = load_tokenizer(str(tmp_path / "run")), load_tokenizer(str(student))
+  text = "What is 12 + 30? <think> 42 </think>"
+  assert saved.encode(text) == original.encode(text)
+  assert saved.chat_template == original.chat_template
   c.init_from = str(tmp_path / "missing")
   with pytest.raises(FileNotFoundError, match="missing' does not exist; point it at an r1jax"):
     train_and_evaluate(c, str(tmp_path / "run2"))

@@ -23,6 +23,13 @@ records its log-probs, and takes μ gradient steps on it, passing the rollout's 
 then ρ = 1 and nothing is clipped, but the gradient is still Â ∇log π (the ratio's
 derivative), i.e. plain REINFORCE with a group baseline.
 
+π_old and the sampler (`make_grpo_loss`): the policy scores logits / T, the rollout's
+temperature, so its log-probs are those of the distribution that sampled; π_old is the
+sampler's log-probs ("sampler") or the trainer's own before the update ("trainer"), with an
+optional truncated importance weight min(π_trainer / π_sampler, C) on the policy-gradient
+term; the two sides' disagreement is measured every step (`rollout_mismatch`, and for MoE
+models `routing_difference`; `token_logps(routing_replay=True)` runs the sampler's experts).
+
 `old_logps` and `ref_logps` are constants of the loss: the gradient flows through `logps`
 only. The loss is a pure, jit-able function; string and length options are static.
 """
@@ -35,6 +42,7 @@ import chex
 import jax
 import jax.numpy as jnp
 
+from r1jax.losses import LOSS_WEIGHT
 from r1jax.models import ModelConfig, forward, head_weight
 
 sg = jax.lax.stop_gradient
@@ -109,22 +117,39 @@ def overlong_penalty(lengths: jax.Array, max_len: int, cache_len: int) -> jax.Ar
 # ------------------------------------------------------------------------ log-probs
 
 
-def sequence_logps(logits: jax.Array, tokens: jax.Array) -> jax.Array:
-  """log π(tokens): logits [B, T, V], tokens [B, T] int -> [B, T] float32.
+def sequence_logps(logits: jax.Array, tokens: jax.Array, temperature: float = 1.0) -> jax.Array:
+  """log π(tokens) under softmax(logits / T): logits [B, T, V], tokens [B, T] int -> [B, T]
+  float32.
 
   logits[:, t] must be the distribution over tokens[:, t] (shift before calling).
   Computed as logit - logsumexp so no [B, T, V] log-softmax is materialised.
   """
+  return _logps_and_entropy(logits, tokens, temperature)[0]
+
+
+def _logps_and_entropy(logits: jax.Array, tokens: jax.Array, temperature: float = 1.0
+                       ) -> tuple[jax.Array, jax.Array]:
+  """`sequence_logps` and the entropy of each position's distribution (a metric: no
+  gradient), both [B, T] float32."""
   chex.assert_rank(logits, 3)
   chex.assert_shape(tokens, logits.shape[:2])
-  logits = logits.astype(jnp.float32)
-  picked = jnp.take_along_axis(logits, tokens[..., None].astype(jnp.int32), axis=-1)[..., 0]
-  return picked - jax.nn.logsumexp(logits, axis=-1)
+  x = logits.astype(jnp.float32)
+  if temperature != 1.0:
+    x = x / jnp.float32(temperature)
+  picked = jnp.take_along_axis(x, tokens[..., None].astype(jnp.int32), axis=-1)[..., 0]
+  lse = jax.nn.logsumexp(x, axis=-1)
+  xs, lses = sg(x), sg(lse)
+  logp = xs - lses[..., None]
+  p = jnp.exp(logp)
+  entropy = -jnp.sum(jnp.where(p > 0, p * logp, 0.0), axis=-1)
+  return picked - lse, entropy
 
 
 def chunked_sequence_logps(hidden: jax.Array, w_head: jax.Array, tokens: jax.Array,
-                           chunk: int) -> jax.Array:
-  """`sequence_logps(hidden @ w_head, tokens)` without a [B, T, V] array: [B, T] float32.
+                           chunk: int, temperature: float = 1.0
+                           ) -> tuple[jax.Array, jax.Array]:
+  """`sequence_logps(hidden @ w_head, tokens, T)` and the positions' entropies without a
+  [B, T, V] array: two [B, T] float32.
 
   hidden [B, T, D] (the model's final-normed states, `forward(..., hidden_only=True)`),
   w_head [D, V] (`models.head_weight`), tokens [B, T] int. The sequence is cut into
@@ -145,12 +170,13 @@ def chunked_sequence_logps(hidden: jax.Array, w_head: jax.Array, tokens: jax.Arr
   w = w_head.astype(hidden.dtype)
 
   @jax.checkpoint
-  def piece(h_c, t_c):  # [B, chunk, D], [B, chunk] -> [B, chunk]
+  def piece(h_c, t_c):  # [B, chunk, D], [B, chunk] -> 2 × [B, chunk]
     logits = jnp.dot(h_c.reshape(-1, D), w, preferred_element_type=jnp.float32)
-    return sequence_logps(logits.reshape(B, chunk, -1), t_c)
+    return _logps_and_entropy(logits.reshape(B, chunk, -1), t_c, temperature)
 
-  _, out = jax.lax.scan(lambda carry, x: (carry, piece(*x)), None, (h, t))
-  return out.swapaxes(0, 1).reshape(B, n * chunk)[:, :T]
+  _, (logps, entropy) = jax.lax.scan(lambda carry, x: (carry, piece(*x)), None, (h, t))
+  unpiece = lambda x: x.swapaxes(0, 1).reshape(B, n * chunk)[:, :T]  # noqa: E731
+  return unpiece(logps), unpiece(entropy)
 
 
 def token_entropy(logits: jax.Array, mask: jax.Array) -> jax.Array:
@@ -214,7 +240,7 @@ def k3_kl(logps: jax.Array, ref_logps: jax.Array) -> jax.Array:
 def policy_loss(logps, old_logps, ref_logps, advantages, mask, *, epsilon: float = 0.2,
                 epsilon_high: float | None = None, beta: float = 0.001,
                 agg: str = "seq-mean-token-mean", ratio_level: str = "token",
-                max_len: int | None = None):
+                max_len: int | None = None, is_weights=None):
   """-J(θ) of the module docstring, and metrics.
 
   logps, old_logps, ref_logps [B, T] float (ref_logps may be None when beta == 0);
@@ -222,11 +248,14 @@ def policy_loss(logps, old_logps, ref_logps, advantages, mask, *, epsilon: float
     ρ from `RATIO_LEVELS[ratio_level]`; pg = -min(ρ Â, clip(ρ, 1-ε, 1+ε_high) Â);
     loss_t = pg + β k3(ref, logp); aggregated by `AGGREGATIONS[agg]`.
   Masked tokens contribute nothing to the value or the gradient, whatever their log-probs.
+  is_weights [B, T] (optional, constants): each token's pg term times its weight, e.g.
+  `truncated_is_weights` correcting a sampler that differs from π_old.
 
   Returns (loss (), metrics): clip_fraction (fraction of valid tokens, or of non-empty
   sequences for ratio_level="sequence", where min() takes the clipped branch), kl (mean
   k3 over valid tokens; 0 without ref_logps), ratio_mean / ratio_max (over the same units
-  as clip_fraction), pg_loss and kl_loss (β · aggregated k3), with loss = pg_loss + kl_loss.
+  as clip_fraction), pg_loss and kl_loss (β · aggregated k3), with loss = pg_loss + kl_loss,
+  and LOSS_WEIGHT: the valid tokens for agg="token-mean", else the rows B.
   """
   if agg not in AGGREGATIONS:
     raise ValueError(f"unknown agg={agg!r}; choose one of {sorted(AGGREGATIONS)}")
@@ -259,6 +288,9 @@ def policy_loss(logps, old_logps, ref_logps, advantages, mask, *, epsilon: float
   # exactly where it is strictly smaller and ties keep the unclipped gradient.
   clip_active = clipped * adv < ratio * adv
   pg_bt = -jnp.where(clip_active, clipped * adv, ratio * adv)
+  if is_weights is not None:
+    chex.assert_shape(is_weights, (B, T))
+    pg_bt = pg_bt * sg(is_weights.astype(dtype))
   reduce = AGGREGATIONS[agg]
   pg_loss = reduce(pg_bt, valid, max_len)
 
@@ -280,8 +312,77 @@ def policy_loss(logps, old_logps, ref_logps, advantages, mask, *, epsilon: float
       ratio_max=jnp.where(unit_valid, unit_ratio, 0.0).max(),
       pg_loss=pg_loss,
       kl_loss=kl_loss,
+      # what the aggregation averages over: micro-batches of the loop weigh by it
+      **{LOSS_WEIGHT: (valid.sum() if agg == "token-mean" else B) * jnp.ones((), dtype)},
   )
   return pg_loss + kl_loss, jax.tree.map(sg, metrics)
+
+
+# ------------------------------------------------------------- sampler vs trainer
+
+# Where π_old comes from (config.rl.old_logps): the sampler's log-probs of the tokens it
+# drew, or the training forward's own at the parameters that sampled.
+OLD_LOGPS = ("sampler", "trainer")
+IS_LEVELS = ("token", "sequence")  # config.rl.tis_level
+
+
+def truncated_is_weights(trainer_logps, sampler_logps, mask, *, cap: float,
+                         level: str = "token") -> jax.Array:
+  """Truncated importance weights π_trainer / π_sampler, capped at `cap`: [B, T] float32.
+
+  trainer_logps, sampler_logps, mask [B, T]. "token": min(exp(Δ_t), C) per token (TIS,
+  Yao et al. 2025); "sequence": min(exp(Σ_t Δ_t), C) for every token of the row (the
+  sequence-level weight of verl's rollout correction). Δ = trainer − sampler over valid
+  tokens. Masked tokens get weight 0. Constants of the loss (no gradient).
+  """
+  if level not in IS_LEVELS:
+    raise ValueError(f"unknown importance-weight level {level!r}; choose one of {IS_LEVELS}")
+  if not cap > 0:
+    raise ValueError(f"the importance-weight cap must be > 0, got {cap}")
+  valid = mask.astype(bool)
+  delta = jnp.where(valid, sg(trainer_logps) - sg(sampler_logps), 0.0).astype(jnp.float32)
+  if level == "sequence":
+    delta = jnp.broadcast_to(delta.sum(1, keepdims=True), delta.shape)
+  return jnp.where(valid, jnp.exp(jnp.minimum(delta, jnp.log(cap))), 0.0)
+
+
+def rollout_mismatch(trainer_logps, sampler_logps, mask, *, epsilon: float = 0.2,
+                     epsilon_high: float | None = None) -> dict[str, jax.Array]:
+  """How far the sampler's log-probs are from the trainer's at the same parameters.
+
+  trainer_logps, sampler_logps, mask [B, T] -> scalars over valid tokens (Δ = trainer −
+  sampler): logp_diff_mean / logp_diff_max (mean and max |Δ|), token_out_of_clip (the
+  fraction of tokens whose ratio exp(Δ) is outside [1 − ε, 1 + ε_high] before any update)
+  and over non-empty rows seq_out_of_clip (the same for the length-normalised sequence
+  ratio exp(mean_t Δ), GSPO's unit) and seq_ratio_min / seq_ratio_max. 0 everywhere when
+  the two agree; in float32 they agree to rounding, in bfloat16 they do not.
+  """
+  eps_high = epsilon if epsilon_high is None else epsilon_high
+  valid = mask.astype(bool)
+  delta = jnp.where(valid, sg(trainer_logps) - sg(sampler_logps), 0.0).astype(jnp.float32)
+  n_tok = jnp.maximum(valid.sum(), 1)
+  outside = lambda r: (r < 1.0 - epsilon) | (r > 1.0 + eps_high)  # noqa: E731
+  rows = valid.any(1)
+  seq = jnp.exp(delta.sum(1) / jnp.maximum(valid.sum(1), 1))
+  n_rows = jnp.maximum(rows.sum(), 1)
+  return {"logp_diff_mean": jnp.abs(delta).sum() / n_tok,
+          "logp_diff_max": jnp.abs(delta).max(),
+          "token_out_of_clip": (outside(jnp.exp(delta)) & valid).sum() / n_tok,
+          "seq_out_of_clip": (outside(seq) & rows).sum() / n_rows,
+          "seq_ratio_min": jnp.where(rows, seq, jnp.inf).min(),
+          "seq_ratio_max": jnp.where(rows, seq, -jnp.inf).max()}
+
+
+def routing_difference(chosen, recorded) -> jax.Array:
+  """The fraction of recorded (token, layer) expert sets that `chosen` does not equal.
+
+  chosen, recorded [B, T, L, K] int (recorded -1 where nothing was recorded) -> ()
+  float32; sets are compared, not the order of their top-k.
+  """
+  chex.assert_equal_shape([chosen, recorded])
+  seen = recorded[..., 0] >= 0  # [B, T, L]
+  same = jnp.all(jnp.sort(chosen.astype(jnp.int32), -1) == jnp.sort(recorded, -1), -1)
+  return (seen & ~same).sum() / jnp.maximum(seen.sum(), 1)
 
 
 # Each preset: kwargs for `group_advantages` ("advantages") and `policy_loss` ("loss").
@@ -302,34 +403,92 @@ LOSS_PRESETS = {
 # ------------------------------------------------------------- the loss of a GRPO batch
 
 
-def token_logps(cfg: ModelConfig, params, batch, chunk: int = 0) -> tuple[jax.Array, dict]:
-  """log π(token_t | tokens_<t) for t ≥ 1: [B, L-1] float32 (column t-1 holds token t),
-  and the model's aux (expert loads for the router-bias update, balance loss). With
-  `chunk` > 0 the head runs `chunk` positions at a time (config.rl.logprob_chunk): the
-  same numbers without [B, L-1, V] logits."""
+def token_logps(cfg: ModelConfig, params, batch, chunk: int = 0, temperature: float = 1.0,
+                routing_replay: bool = False) -> tuple[jax.Array, dict]:
+  """log π(token_t | tokens_<t) under softmax(logits / T) for t ≥ 1: [B, L-1] float32
+  (column t-1 holds token t), and the model's aux (expert loads for the router-bias
+  update, balance loss, each router's own choice "routing") with "token_entropy"
+  [B, L-1] (each position's entropy, no gradient). With `chunk` > 0 the head runs `chunk`
+  positions at a time (config.rl.logprob_chunk): the same numbers without [B, L-1, V]
+  logits. With routing_replay, the MoE layers use batch["routing"] [B, L-1, L_moe, K]
+  (the sampler's experts, -1 where it recorded none) instead of their routers' choice."""
   inputs = dict(positions=batch["positions"][:, :-1], segment_ids=batch["segment_ids"][:, :-1],
                 return_aux=True)
+  if routing_replay:
+    inputs["routing"] = batch["routing"].transpose(2, 0, 1, 3)
   targets = batch["tokens"][:, 1:]
   if chunk:
     hidden, aux = forward(cfg, params, batch["tokens"][:, :-1], hidden_only=True, **inputs)
-    return chunked_sequence_logps(hidden, head_weight(cfg, params), targets, chunk), aux
-  logits, aux = forward(cfg, params, batch["tokens"][:, :-1], **inputs)
-  return sequence_logps(logits, targets), aux
+    logps, entropy = chunked_sequence_logps(hidden, head_weight(cfg, params), targets, chunk,
+                                            temperature)
+  else:
+    logits, aux = forward(cfg, params, batch["tokens"][:, :-1], **inputs)
+    logps, entropy = _logps_and_entropy(logits, targets, temperature)
+  return logps, dict(aux, token_entropy=entropy)
 
 
-def make_grpo_loss(cfg: ModelConfig, *, logprob_chunk: int = 0, **loss_kwargs) -> Callable:
+def make_grpo_loss(cfg: ModelConfig, *, logprob_chunk: int = 0, temperature: float = 1.0,
+                   old_logps: str = "sampler", tis_cap: float = 0.0, tis_level: str = "token",
+                   routing_replay: bool = False, **loss_kwargs) -> Callable:
   """loss_fn(params, batch) -> (`policy_loss` [+ the MoE balance loss], (metrics, model aux)).
 
   batch: [prompt | completion] rows (tokens, positions, segment_ids, completion_mask
-  [B, L]) with old_logps [B, L-1], advantages [B] and, when β > 0, ref_logps [B, L-1];
+  [B, L]) with sampler_logps [B, L-1] (the sampler's log-probs of its tokens at the
+  rollout temperature), advantages [B], when β > 0 ref_logps [B, L-1], and optionally
+  old_logps [B, L-1] (the trainer's own log-probs before the update: the loop computes
+  them when μ > 1 and π_old comes from the trainer). The policy scores logits /
+  `temperature`, the rollout's T, so that its ratio is against the distribution that
+  sampled (top-k / top-p truncate that distribution further; the ratio ignores them, as
+  TRL and verl do).
+
+  `old_logps` picks π_old (OLD_LOGPS): "sampler" (the rollout's log-probs) or "trainer"
+  (the training forward's own before the update: sg(logps) at μ = 1, ratio 1 exactly).
+  `tis_cap` > 0 (only with "trainer") multiplies each token's policy-gradient term by the
+  truncated importance weight min(π_trainer / π_sampler, C) at `tis_level`, correcting
+  for sampling from a slightly different distribution (`truncated_is_weights`).
+  `routing_replay` (MoE): the forward uses the sampler's experts, batch["routing"] (R3).
+  Metrics add entropy (mean over completion tokens), mismatch/* (`rollout_mismatch` of
+  the trainer's log-probs against the sampler's; at μ > 1 the loop keeps the first
+  update's; with batch["routing"] also mismatch/routing_diff, the fraction of recorded
+  (token, layer) top-k sets the trainer's routers choose differently, replayed or not)
+  and, with TIS, tis/weight_mean and tis/capped_fraction.
   loss_kwargs go to `policy_loss` (a LOSS_PRESETS entry's "loss" with the config's values).
   """
+  if old_logps not in OLD_LOGPS:
+    raise ValueError(f"config.rl.old_logps={old_logps!r}; choose one of {OLD_LOGPS}")
+  if tis_cap and old_logps != "trainer":
+    raise ValueError(f"config.rl.tis_cap={tis_cap} corrects π_old = the trainer's log-probs "
+                     "towards the sampler's; with rl.old_logps='sampler' the ratio already "
+                     "divides by the sampler: set rl.old_logps='trainer' or rl.tis_cap=0")
+  if tis_cap < 0:
+    raise ValueError(f"config.rl.tis_cap={tis_cap} must be >= 0 (0: off)")
+  if tis_level not in IS_LEVELS:
+    raise ValueError(f"config.rl.tis_level={tis_level!r}; choose one of {IS_LEVELS}")
+  if temperature <= 0:
+    raise ValueError(f"the trainer's temperature must be > 0 (the rollout's), got {temperature}")
+  clip = {k: loss_kwargs[k] for k in ("epsilon", "epsilon_high") if k in loss_kwargs}
 
   def loss_fn(params, batch):
-    logps, aux = token_logps(cfg, params, batch, logprob_chunk)
+    logps, aux = token_logps(cfg, params, batch, logprob_chunk, temperature, routing_replay)
     mask = batch["completion_mask"][:, 1:]
-    loss, metrics = policy_loss(logps, batch["old_logps"], batch.get("ref_logps"),
-                                batch["advantages"], mask, **loss_kwargs)
+    sampler = batch["sampler_logps"]
+    trainer_old = batch["old_logps"] if "old_logps" in batch else sg(logps)
+    old = sampler if old_logps == "sampler" else trainer_old
+    weights = (truncated_is_weights(trainer_old, sampler, mask, cap=tis_cap, level=tis_level)
+               if tis_cap else None)
+    loss, metrics = policy_loss(logps, old, batch.get("ref_logps"), batch["advantages"], mask,
+                                is_weights=weights, **loss_kwargs)
+    valid = mask.astype(bool)
+    n = jnp.maximum(valid.sum(), 1)
+    metrics["entropy"] = jnp.where(valid, aux.pop("token_entropy"), 0.0).sum() / n
+    metrics.update({f"mismatch/{k}": v for k, v in
+                    rollout_mismatch(trainer_old, sampler, mask, **clip).items()})
+    if "routing" in batch:
+      metrics["mismatch/routing_diff"] = routing_difference(
+          aux.pop("routing").transpose(1, 2, 0, 3), batch["routing"])
+    if weights is not None:
+      metrics["tis/weight_mean"] = jnp.where(valid, weights, 0.0).sum() / n
+      metrics["tis/capped_fraction"] = (valid & (weights >= tis_cap * (1 - 1e-6))).sum() / n
     if "balance_loss" in aux:
       loss = loss + aux["balance_loss"]
     return loss, (metrics, aux)

@@ -17,6 +17,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from r1jax.losses import LOSS_WEIGHT
 from r1jax.models import ModelConfig, forward
 
 
@@ -42,7 +43,8 @@ def token_batch(sequences: Sequence[Sequence[int]], targets: Sequence[Sequence[i
 
 def masked_nll(logits: jax.Array, targets: jax.Array, mask: jax.Array
                ) -> tuple[jax.Array, dict[str, jax.Array]]:
-  """Mean NLL over the masked targets and its metrics {"nll", "token_accuracy"}.
+  """Mean NLL over the masked targets and its metrics {"nll", "token_accuracy",
+  LOSS_WEIGHT (the number of targets)}.
 
   logits [B, T, V], targets [B, T] int, mask [B, T] float32 (1 where a token is trained on).
   """
@@ -51,7 +53,7 @@ def masked_nll(logits: jax.Array, targets: jax.Array, mask: jax.Array
   n = jnp.maximum(mask.sum(), 1.0)
   loss = (nll * mask).sum() / n
   correct = (jnp.argmax(logits, -1) == targets).astype(jnp.float32)
-  return loss, {"nll": loss, "token_accuracy": (correct * mask).sum() / n}
+  return loss, {"nll": loss, "token_accuracy": (correct * mask).sum() / n, LOSS_WEIGHT: n}
 
 
 def add_model_losses(cfg: ModelConfig, loss: jax.Array, aux: dict, batch: dict,

@@ -66,10 +66,16 @@ def route(logits_te: jax.Array, bias_e: jax.Array, cfg: ModelConfig):
     group_mask = jnp.zeros((T, G), bool).at[jnp.arange(T)[:, None], top_groups].set(True)
     choice = jnp.where(jnp.repeat(group_mask, E // G, axis=1), choice, -jnp.inf)
   _, experts = jax.lax.top_k(choice, K)
-  gates = jnp.take_along_axis(scores, experts, axis=-1)
+  experts = experts.astype(jnp.int32)
+  return expert_gates(scores, experts, cfg), experts, scores
+
+
+def expert_gates(scores_te: jax.Array, experts_tk: jax.Array, cfg: ModelConfig) -> jax.Array:
+  """Step 4's gates of the chosen experts: scores [T, E], experts [T, K] -> [T, K] float32."""
+  gates = jnp.take_along_axis(scores_te, experts_tk, axis=-1)
   if cfg.norm_topk_prob:
     gates = gates / (gates.sum(-1, keepdims=True) + 1e-20)
-  return gates * cfg.route_scale, experts.astype(jnp.int32), scores
+  return gates * cfg.route_scale
 
 
 def balance_loss(scores_bse: jax.Array, experts_bsk: jax.Array, valid_bs: jax.Array,
@@ -193,11 +199,19 @@ def all_to_all_dispatch(xt, gates, experts, w_gate, w_up, w_down, cfg: ModelConf
 
 
 class MoE(nn.Module):
-  """Shared expert + routed experts. x [B, S, D] -> (y [B, S, D], aux)."""
+  """Shared expert + routed experts. x [B, S, D] -> (y [B, S, D], aux).
+
+  `replay` [B, S, K] int (optional): experts to use instead of the router's top-k at the
+  valid tokens (routing replay, R3: the experts that produced a sampled token are the ones
+  the trainer runs and trains); a token whose first id is negative keeps its router's
+  choice. The gates are the current router's scores of the experts used, so the router
+  still learns. aux: expert_load [E], balance_loss (when enabled),
+  routing [B, S, K] int32 (the router's own top-k, replayed or not).
+  """
   cfg: ModelConfig
 
   @nn.compact
-  def __call__(self, x, valid_bs):
+  def __call__(self, x, valid_bs, replay=None):
     cfg = self.cfg
     B, S, D = x.shape
     E, F, K = cfg.n_routed_experts, cfg.moe_inter_dim, cfg.n_activated_experts
@@ -212,6 +226,12 @@ class MoE(nn.Module):
     xt = x.reshape(B * S, D)
     logits = jnp.dot(xt.astype(jnp.float32), w_router.astype(jnp.float32))
     gates, experts, scores = route(logits, jax.lax.stop_gradient(bias), cfg)
+    own = experts
+    if replay is not None:
+      replayed = replay.reshape(B * S, K).astype(jnp.int32)
+      use = valid_bs.reshape(-1, 1) & (replayed[:, :1] >= 0)
+      experts = jnp.where(use, replayed, own)
+      gates = expert_gates(scores, experts, cfg)
 
     if cfg.moe_dispatch == "dense":
       # Three plain matmuls over the concatenated experts ([D, E·F] and [E·F, D]), the
@@ -239,7 +259,7 @@ class MoE(nn.Module):
 
     valid = valid_bs.reshape(-1).astype(jnp.float32)
     load = (jax.nn.one_hot(experts, E, dtype=jnp.float32).sum(1) * valid[:, None]).sum(0)
-    aux = {"expert_load": load}
+    aux = {"expert_load": load, "routing": own.reshape(B, S, K)}
     if cfg.seq_aux_loss_alpha:
       aux["balance_loss"] = cfg.seq_aux_loss_alpha * balance_loss(
           scores.reshape(B, S, E), experts.reshape(B, S, K), valid_bs, cfg)

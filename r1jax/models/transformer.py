@@ -37,12 +37,13 @@ ACTIVATION_AXES = ("batch", None, None)
 
 
 class Block(nn.Module):
-  """Pre-norm residual block. (x [B, T, D], ctx, layer cache) -> (x, (cache, aux))."""
+  """Pre-norm residual block. (x [B, T, D], ctx, layer cache, MoE replay [B, T, K] or None)
+  -> (x, (cache, aux))."""
   cfg: ModelConfig
   moe: bool
 
   @nn.compact
-  def __call__(self, x, ctx: Context, cache):
+  def __call__(self, x, ctx: Context, cache, replay=None):
     cfg = self.cfg
     if cache is None:  # decoding batches need not divide the mesh; only training pins
       x = nn.with_logical_constraint(x, ACTIVATION_AXES)
@@ -51,7 +52,7 @@ class Block(nn.Module):
     x = x + h
     y = RMSNorm(cfg, name="ffn_norm")(x)
     if self.moe:
-      y, aux = MoE(cfg, name="moe")(y, ctx.segment_ids != 0)
+      y, aux = MoE(cfg, name="moe")(y, ctx.segment_ids != 0, replay)
     else:
       y, aux = SwiGLU(cfg, cfg.inter_dim, name="mlp")(y), {}
     return x + y, (cache, aux)
@@ -64,7 +65,7 @@ def _block_stack(cfg: ModelConfig, moe: bool, length: int, name: str):
               if cfg.remat == "dots" else None)
     block = nn.remat(Block, policy=policy, prevent_cse=False)
   stack = nn.scan(block, variable_axes={"params": 0, "buffers": 0},
-                  split_rngs={"params": True}, in_axes=(nn.broadcast, 0), length=length,
+                  split_rngs={"params": True}, in_axes=(nn.broadcast, 0, 0), length=length,
                   metadata_params={nn.PARTITION_NAME: "layers"})
   return stack(cfg, moe, name=name)
 
@@ -94,7 +95,7 @@ class Transformer(nn.Module):
 
   @nn.compact
   def __call__(self, tokens, positions, segment_ids, cache=None, last_only=False,
-               hidden_only=False):
+               hidden_only=False, routing=None):
     cfg = self.cfg
     V = cfg.vocab_size
     embed = param(self, "embed", (V, cfg.dim), ("vocab", "embed"), cfg)
@@ -119,10 +120,10 @@ class Transformer(nn.Module):
       if n == 0:
         continue
       x, (layer_cache, layer_aux) = _block_stack(cfg, moe, n, group)(
-          x, ctx, None if cache is None else cache[group])
+          x, ctx, None if cache is None else cache[group], routing if moe else None)
       if cache is not None:
         new_cache[group] = layer_cache
-      aux.update(layer_aux)  # expert_load [L_moe, E], balance_loss [L_moe]
+      aux.update(layer_aux)  # expert_load [L_moe, E], balance_loss [L_moe], routing
 
     w_head = embed.T if cfg.tie_embeddings else param(self, "lm_head", (cfg.dim, V),
                                                       ("embed", "vocab"), cfg)
@@ -220,18 +221,22 @@ def _check_tokens(cfg: ModelConfig, tokens):
 def forward(cfg: ModelConfig, params: Params, tokens: jax.Array, *,
             positions: jax.Array | None = None, segment_ids: jax.Array | None = None,
             cache: Params | None = None, return_aux: bool = False, last_only: bool = False,
-            hidden_only: bool = False):
+            hidden_only: bool = False, routing: jax.Array | None = None):
   """Runs the decoder.
 
   tokens [B, T] int; positions [B, T] (default 0..T-1; with a cache, the slots the
   tokens are written to); segment_ids [B, T] (default 1; 0 marks padding, tokens attend
   only within their segment, so packed sequences stay apart).
 
+  routing [L_moe, B, T, K] int (MoE models): the experts each MoE layer uses at each
+  valid token instead of its router's choice (routing replay; `MoE`); -1 rows keep the
+  router's choice.
+
   Returns logits [B, T, V] float32 ([B, 1, V] for the last position only with
   last_only, as a prefill needs); `(logits, new_cache)` when a cache is given;
   with return_aux, one more element: {"expert_load": [L_moe, E], "balance_loss": (),
-  "mtp_logits": [n_mtp, B, T, V], "mtp_expert_load": [n_mtp, E]} as the config
-  enables them. With hidden_only, the final-normed hidden states [B, T, D] (cfg.dtype)
+  "routing": [L_moe, B, T, K] int32 (each router's own top-k), "mtp_logits":
+  [n_mtp, B, T, V], "mtp_expert_load": [n_mtp, E]} as the config enables them. With hidden_only, the final-normed hidden states [B, T, D] (cfg.dtype)
   take the logits' place and MTP is skipped: the caller applies `head_weight` itself, in
   chunks (`r1jax.losses.grpo.chunked_sequence_logps`) so no [B, T, V] array exists.
   """
@@ -243,9 +248,13 @@ def forward(cfg: ModelConfig, params: Params, tokens: jax.Array, *,
   if segment_ids is None:
     segment_ids = jnp.ones((B, T), jnp.int32)
   chex.assert_shape([positions, segment_ids], (B, T))
+  if routing is not None:
+    if not cfg.is_moe:
+      raise ValueError(f"routing replay needs an MoE model; {cfg.name!r} has no routed experts")
+    chex.assert_shape(routing, (cfg.n_moe_layers, B, T, cfg.n_activated_experts))
   logits, new_cache, aux = Transformer(cfg).apply(
       params, tokens, positions.astype(jnp.int32), segment_ids.astype(jnp.int32), cache,
-      last_only, hidden_only)
+      last_only, hidden_only, routing)
   out = (logits,) if cache is None else (logits, new_cache)
   if return_aux:
     out += (aux,)

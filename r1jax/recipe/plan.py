@@ -171,8 +171,10 @@ def run_shape(config: ml_collections.ConfigDict, prompt_len: int | None = None) 
   return RunShape(config.data.batch_size, config.data.seq_len)
 
 
-def abstract_batch(config, shape: RunShape, mesh, rules=sharding.DEFAULT_RULES) -> dict:
-  """The train batch `stage.next_batch` returns, as placed ShapeDtypeStructs."""
+def abstract_batch(config, shape: RunShape, mesh, rules=sharding.DEFAULT_RULES,
+                   cfg: ModelConfig | None = None) -> dict:
+  """The train batch `stage.next_batch` returns, as placed ShapeDtypeStructs (an MoE
+  `cfg`'s GRPO batch carries the sampler's experts)."""
   B, L = shape.rows, shape.length
 
   def arr(shp, dtype):
@@ -182,10 +184,12 @@ def abstract_batch(config, shape: RunShape, mesh, rules=sharding.DEFAULT_RULES) 
     return {k: arr((B, L), jnp.int32) for k in ("tokens", "loss_mask", "segment_ids", "positions")}
   batch = {k: arr((B, L), jnp.int32) for k in ("tokens", "positions", "segment_ids",
                                                 "completion_mask")}
-  batch["old_logps"] = arr((B, L - 1), jnp.float32)
+  batch["sampler_logps"] = arr((B, L - 1), jnp.float32)
   batch["advantages"] = arr((B,), jnp.float32)
   if config.rl.beta:
     batch["ref_logps"] = arr((B, L - 1), jnp.float32)
+  if cfg is not None and cfg.is_moe:
+    batch["routing"] = arr((B, L - 1, cfg.n_moe_layers, cfg.n_activated_experts), jnp.int32)
   return batch
 
 
@@ -358,7 +362,7 @@ def plan(config: ml_collections.ConfigDict, axes: dict[str, int], *, devices: in
   grpo = config.stage == "grpo"
   state = abstract_state(cfg, mesh, make_optimizer(config), table,
                          with_ref=grpo and bool(config.rl.beta))
-  batch = abstract_batch(config, shape, mesh, table)
+  batch = abstract_batch(config, shape, mesh, table, cfg)
 
   p_bytes = tree_bytes(state["params"])
   lines = [Line(f"parameters ({cfg.param_dtype})", p_bytes, EXACT, "also AdamW's master copy"),

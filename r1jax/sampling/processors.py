@@ -87,11 +87,14 @@ def sample_token(key: jax.Array, logits: jax.Array, params: ProcessingParams
 
   key: one key, or keys [B] (one per row, so a row's draw does not depend on the batch);
   logits: [B, V]. Returns token [B] int32, logp_sampling [B] (log-prob of the token under
-  the processed distribution; 0 for greedy) and logp_model [B] (log_softmax(logits) at
-  the token), both float32.
+  the processed distribution; 0 for greedy) and logp_model [B] (log_softmax(logits / T)
+  at the token: the model at the sampling temperature, before top-k / top-p / min-p,
+  which is the distribution a GRPO trainer scoring logits / T computes; T = 1 for
+  greedy), both float32.
   """
   logits = logits.astype(jnp.float32)
-  logp_model = jax.nn.log_softmax(logits, axis=-1)
+  logp_model = jax.nn.log_softmax(
+      apply_temperature(logits, params.temperature or 1.0), axis=-1)
   if 0 < params.vocab_limit < logits.shape[-1]:
     # Embedding rows past the tokenizer (padded vocabularies) are never sampled.
     ids = jnp.arange(logits.shape[-1])[None, :]

@@ -14,6 +14,8 @@
      in a `lax.while_loop` that stops once every row has stopped. A row's completion
      continues its prompt: token t goes to slot (and position) len(prompt) + t,
      overwriting the padding. Stopped rows emit `pad_id` with mask 0 and segment 0.
+     With record_routing (MoE models) both steps also keep the experts every layer chose
+     for every token they fed, at its slot, for a trainer to replay.
 
 Processes: in a multi-process run every process calls `generate` with the same prompts and
 parameters (global arrays on one mesh); the jitted steps run as one program over every
@@ -120,7 +122,9 @@ class GenerationResult:
 
   tokens [R, M] int32 (pad_id where mask is 0); mask [R, M] int32 (1 for generated tokens,
   up to and including the stop); logps_sampling, logps_model [R, M] float32 (0 where
-  masked): log-probs under the processed distribution and under the model; lengths [R];
+  masked): log-probs under the processed distribution and under the model at the
+  sampling temperature (log_softmax(logits / T), before top-k/top-p; T = 1 when greedy);
+  lengths [R];
   finish_reason: "stop" or "length" per row; prompt_index [R]; prompt_len P, the length
   prompts were padded to (completion token t of a prompt of L tokens sat at position L + t).
   """
@@ -132,24 +136,38 @@ class GenerationResult:
   finish_reason: tuple[str, ...]
   prompt_index: np.ndarray
   prompt_len: int
+  # generate(record_routing=True), MoE models: [R, P + M, L_moe, K] the experts each MoE
+  # layer chose for the token at each position (prompt and generated; the slots of padding
+  # and of the last token, which is never fed back, hold arbitrary ids). A GRPO trainer
+  # replays them (rl.routing_replay). uint8 ids for E <= 256 experts, else int16.
+  routing: np.ndarray | None = None
 
 
 # ----------------------------------------------------------------- compiled parts
 
 
-@functools.partial(jax.jit, static_argnums=(0, 5))
-def _prefill(cfg: ModelConfig, params, tokens, segment_ids, lengths, cache_dtype: str):
+def _routing_dtype(cfg: ModelConfig):
+  return jnp.uint8 if cfg.n_routed_experts <= 256 else jnp.int16
+
+
+@functools.partial(jax.jit, static_argnums=(0, 5, 6))
+def _prefill(cfg: ModelConfig, params, tokens, segment_ids, lengths, cache_dtype: str,
+             record_routing: bool = False):
   """tokens, segment_ids [B, P] (right-padded), lengths [B] -> (logits at each row's last
-  prompt token [B, V] float32, cache of P slots)."""
+  prompt token [B, V] float32, cache of P slots, and with record_routing the experts
+  chosen at each prompt token [B, P, L_moe, K], else None)."""
   B, P = tokens.shape
   positions = jnp.broadcast_to(jnp.arange(P, dtype=jnp.int32), (B, P))
   cache = init_cache(cfg, B, P, jnp.dtype(cache_dtype))
-  hidden, cache = forward(cfg, params, tokens, positions=positions, segment_ids=segment_ids,
-                          cache=cache, hidden_only=True)
+  hidden, cache, aux = forward(cfg, params, tokens, positions=positions,
+                               segment_ids=segment_ids, cache=cache, hidden_only=True,
+                               return_aux=True)
   h_last = jnp.take_along_axis(hidden, (lengths - 1)[:, None, None], axis=1)[:, 0]  # [B, D]
   logits = jnp.dot(h_last, head_weight(cfg, params).astype(cfg.dtype),
                    preferred_element_type=jnp.float32)  # as the model's own head
-  return logits, cache
+  routing = (aux["routing"].transpose(1, 2, 0, 3).astype(_routing_dtype(cfg))
+             if record_routing else None)
+  return logits, cache, routing
 
 
 def _cache_axes(cfg: ModelConfig):
@@ -183,18 +201,22 @@ def _stop_hit(recent: jax.Array, stops: jax.Array) -> jax.Array:
 
 @functools.partial(jax.jit, static_argnums=(0, 1))
 def _decode(cfg: ModelConfig, sp: SamplingParams, params, cache, logits, lengths, seed, stops,
-            pad_id):
+            pad_id, routing=None):
   """Samples M = sp.max_new_tokens tokens for R = B·n rows.
 
   cache: the prefill cache (B rows, P slots); logits [B, V] at each prompt's last token;
   lengths [B] the prompts' lengths; seed uint32 [2]; stops [Ns, L] int32; pad_id int32
-  scalar. sp is static (its seed and stops are ignored here). Returns tokens, mask,
-  logps_sampling, logps_model [R, M] and stopped [R] bool.
+  scalar; routing (to record the experts of every fed token) the prefill's [B, P, L, K]
+  or None. sp is static (its seed and stops are ignored here). Returns tokens, mask,
+  logps_sampling, logps_model [R, M], stopped [R] bool and routing [R, P + M, L, K] (or
+  None).
   """
   n, M = sp.n, sp.max_new_tokens
   R = logits.shape[0] * n
   start = jnp.repeat(lengths, n)  # [R]: the slot of each row's first generated token
   cache = _expand_cache(cfg, cache, n, M)
+  if routing is not None:  # rows like the cache's, M more slots
+    routing = jnp.pad(jnp.repeat(routing, n, axis=0), ((0, 0), (0, M), (0, 0), (0, 0)))
   base = jax.random.fold_in(jax.random.key(seed[0]), seed[1])
   row_keys = jax.vmap(jax.random.fold_in, (None, 0))(base, jnp.arange(R))
 
@@ -218,9 +240,14 @@ def _decode(cfg: ModelConfig, sp: SamplingParams, params, cache, logits, lengths
     prev = jax.lax.dynamic_index_in_dim(s["tokens"], t - 1, axis=1)  # [R, 1]
     positions = (start + t - 1)[:, None]
     segment_ids = (~s["done"]).astype(jnp.int32)[:, None]
-    logits_r1v, new_cache = forward(cfg, params, prev, positions=positions,
-                                    segment_ids=segment_ids, cache=s["cache"])
-    return emit(dict(s, cache=new_cache), t, logits_r1v[:, 0])
+    logits_r1v, new_cache, aux = forward(cfg, params, prev, positions=positions,
+                                         segment_ids=segment_ids, cache=s["cache"],
+                                         return_aux=True)
+    s = dict(s, cache=new_cache)
+    if "routing" in s:  # the experts of token t-1, at its slot
+      chosen = aux["routing"][:, :, 0].transpose(1, 0, 2).astype(s["routing"].dtype)  # [R, L, K]
+      s["routing"] = s["routing"].at[jnp.arange(R), start + t - 1].set(chosen)
+    return emit(s, t, logits_r1v[:, 0])
 
   zeros = jnp.zeros((R, M), jnp.float32)
   state = dict(t=jnp.int32(0), cache=cache,
@@ -228,9 +255,12 @@ def _decode(cfg: ModelConfig, sp: SamplingParams, params, cache, logits, lengths
                done=jnp.zeros((R,), bool), stopped=jnp.zeros((R,), bool),
                tokens=jnp.full((R, M), pad_id, jnp.int32), mask=jnp.zeros((R, M), jnp.int32),
                lp_s=zeros, lp_m=zeros)
+  if routing is not None:
+    state["routing"] = routing
   state = emit(state, jnp.int32(0), jnp.repeat(logits, n, axis=0))
   state = jax.lax.while_loop(lambda s: (s["t"] < M) & ~jnp.all(s["done"]), step, state)
-  return state["tokens"], state["mask"], state["lp_s"], state["lp_m"], state["stopped"]
+  return (state["tokens"], state["mask"], state["lp_s"], state["lp_m"], state["stopped"],
+          state.get("routing"))
 
 
 # ----------------------------------------------------------------- host side
@@ -276,7 +306,8 @@ def _check_inputs(cfg: ModelConfig, prompts, sp: SamplingParams, pad_id: int) ->
 
 
 def generate(cfg: ModelConfig, params, prompts: list[list[int]], sp: SamplingParams, *,
-             pad_id: int = 0, cache_dtype=None, bucket: bool = True) -> GenerationResult:
+             pad_id: int = 0, cache_dtype=None, bucket: bool = True,
+             record_routing: bool = False) -> GenerationResult:
   """Samples sp.n completions of sp.max_new_tokens tokens for each prompt.
 
   prompts: B lists of token ids (any lengths). cache_dtype: that of the decode cache
@@ -284,10 +315,14 @@ def generate(cfg: ModelConfig, params, prompts: list[list[int]], sp: SamplingPar
   Returns a `GenerationResult` with R = B·n rows, prompt p's group in rows p·n .. p·n+n-1.
   Prompts are right-padded to their `prompt_bucket` (`bucket=False`: to the longest);
   each row's positions start at 0, so the padding changes no token's position.
+  record_routing (MoE models): also return the experts chosen at every position
+  (`GenerationResult.routing`, L_moe · K bytes per token for E <= 256).
   With params spanning several processes, every process must call this with the same
   arguments (the host inputs enter the jitted steps as global values).
   """
   _check_inputs(cfg, prompts, sp, pad_id)
+  if record_routing and not cfg.is_moe:
+    raise ValueError(f"record_routing needs an MoE model; {cfg.name!r} has no routed experts")
   B, longest = len(prompts), max(len(p) for p in prompts)
   P = (prompt_bucket(longest, cfg.max_position_embeddings - sp.max_new_tokens) if bucket
        else longest)
@@ -299,16 +334,17 @@ def generate(cfg: ModelConfig, params, prompts: list[list[int]], sp: SamplingPar
     segment_ids[i, :len(p)] = 1
   dtype = jnp.dtype(cache_dtype or cfg.dtype).name
   # NumPy inputs: jit treats them as the same global value on every process.
-  logits, cache = _prefill(cfg, params, tokens, segment_ids, lengths, dtype)
+  logits, cache, routing = _prefill(cfg, params, tokens, segment_ids, lengths, dtype,
+                                    record_routing)
   seed = np.array([sp.seed & 0xFFFFFFFF, sp.seed >> 32], np.uint32)
   static = dataclasses.replace(sp, seed=0, stop_token_ids=(), stop_sequences=())
   outputs = _decode(cfg, static, params, cache, logits, lengths, seed, _stop_array(sp),
-                    np.int32(pad_id))
-  out, mask, lp_s, lp_m, stopped = sharding.to_host(outputs)
+                    np.int32(pad_id), routing)
+  out, mask, lp_s, lp_m, stopped, routing = sharding.to_host(outputs)
   return GenerationResult(
       tokens=out, mask=mask, logps_sampling=lp_s, logps_model=lp_m, lengths=mask.sum(axis=1),
       finish_reason=tuple("stop" if s else "length" for s in stopped),
-      prompt_index=np.repeat(np.arange(B), sp.n), prompt_len=P)
+      prompt_index=np.repeat(np.arange(B), sp.n), prompt_len=P, routing=routing)
 
 
 def generate_text(cfg: ModelConfig, params, tokenizer, prompts: list[str],

@@ -196,15 +196,20 @@ def _merge_parts(parts: list[dict]) -> dict[str, float]:
 
 def pack_rollout(prompts: list[list[int]], completions: np.ndarray, completion_mask: np.ndarray,
                  group_size: int, pad_id: int, prompt_len: int = 0,
-                 logps: np.ndarray | None = None) -> dict[str, np.ndarray]:
+                 logps: np.ndarray | None = None,
+                 routing: np.ndarray | None = None) -> dict[str, np.ndarray]:
   """[prompt | completion | padding] rows for B prompts × G completions.
 
   prompts: B token lists; completions, completion_mask (and the sampler's logps): [B·G, C]
-  -> tokens, positions, segment_ids, completion_mask [B·G, P + C] and old_logps
+  -> tokens, positions, segment_ids, completion_mask [B·G, P + C] and sampler_logps
   [B·G, P + C - 1] (column t-1 holds token t's), with P = prompt_len (default: the
   longest prompt). A row is laid out as the sampler saw it: the prompt from position 0,
   its completion right after, so every token has the position it was sampled at, and the
   shapes are the sampler's few prompt buckets.
+
+  routing (the sampler's `GenerationResult.routing`, [B·G, P + C, L, K]) becomes
+  routing [B·G, P + C - 1, L, K] int32 for the input columns: the experts the sampler
+  used for each fed token, -1 where it fed none (padding, and a row's last token).
   """
   P = prompt_len or max(len(p) for p in prompts)
   BG, C = completions.shape
@@ -226,14 +231,17 @@ def pack_rollout(prompts: list[list[int]], completions: np.ndarray, completion_m
   batch = {"tokens": tokens, "positions": positions, "segment_ids": segment_ids,
            "completion_mask": mask}
   if logps is not None:
-    batch["old_logps"] = old[:, 1:]
+    batch["sampler_logps"] = old[:, 1:]
+  if routing is not None:
+    fed = (segment_ids[:, :-1] != 0) & (segment_ids[:, 1:] != 0)  # token j+1 followed j
+    batch["routing"] = np.where(fed[:, :, None, None], routing[:, :-1].astype(np.int32), -1)
   return batch
 
 
 class GRPOStage(Stage):
   """Batches from rollouts; `loss_fn` is the GRPO objective over them."""
 
-  progress_keys = ("reward/mean", "reward/accuracy", "eval/accuracy")
+  progress_keys = ("reward/mean", "reward/accuracy", "eval/accuracy", "mismatch/logp_diff_mean")
 
   def __init__(self, config: ml_collections.ConfigDict, cfg: ModelConfig, tokenizer, mesh):
     self.config, self.cfg, self.tokenizer, self.mesh = config, cfg, tokenizer, mesh
@@ -278,12 +286,25 @@ class GRPOStage(Stage):
                              for i in src.format.stop_ids(tokenizer))),
                          stop_sequences=stop_ids)
     chunk = rl.get("logprob_chunk", 0)
-    self.loss_fn = grpo.make_grpo_loss(cfg, logprob_chunk=chunk, **self.loss_kwargs)
+    # The trainer scores logits / T, the sampler's distribution (greedy rollouts: T = 1).
+    T = rl.temperature or 1.0
+    self.old_source = rl.get("old_logps", "sampler")
+    replay = rl.get("routing_replay", False)
+    if replay and not cfg.is_moe:
+      raise ValueError(f"config.rl.routing_replay=True needs an MoE model; {cfg.name!r} has "
+                       "no routed experts")
+    # MoE rollouts record their experts (L_moe · K bytes per token): for mismatch/
+    # routing_diff, and for the replay
+    self.record_routing = cfg.is_moe
+    self.loss_fn = grpo.make_grpo_loss(
+        cfg, logprob_chunk=chunk, temperature=T, old_logps=self.old_source,
+        tis_cap=rl.get("tis_cap", 0.0), tis_level=rl.get("tis_level", "token"),
+        routing_replay=replay, **self.loss_kwargs)
 
-    def ref_logps(weights, batch):
-      return grpo.token_logps(cfg, weights, batch, chunk)[0]
+    def logps(weights, batch):  # the reference's, or π_old from the trainer when μ > 1
+      return grpo.token_logps(cfg, weights, batch, chunk, T, routing_replay=replay)[0]
 
-    self._ref_logps = jax.jit(ref_logps)
+    self._logps = jax.jit(logps)
     self._samples: list[str] = []
 
   def extra_state(self, weights) -> dict:
@@ -330,15 +351,16 @@ class GRPOStage(Stage):
     return dataclasses.replace(src, train=train, eval=evals)
 
   def _rollout(self, params, items: list[tuple[str, dict]], n: int, seed: int,
-               **overrides) -> Rollout:
+               record_routing: bool = False, **overrides) -> Rollout:
     """`n` completions for each (source, record) of `items`, scored with the source's
-    rewards."""
+    rewards (with record_routing, the MoE experts of every token too)."""
     t0 = time.perf_counter()
     texts_in = [self.sources[src].format.record(r, self.sources[src].instruction)
                 for src, r in items]
     prompts = [self._encode(self.sources[src].format, t) for (src, _), t in zip(items, texts_in)]
     sp = SamplingParams(**dict(self.sampling, n=n, seed=seed, **overrides))
-    result = generate(self.cfg, params, prompts, sp, pad_id=self.tokenizer.pad_id)
+    result = generate(self.cfg, params, prompts, sp, pad_id=self.tokenizer.pad_id,
+                      record_routing=record_routing)
     texts = [self.tokenizer.decode(t[m.astype(bool)].tolist(), skip_special=False)
              for t, m in zip(result.tokens, result.mask)]
     t1 = time.perf_counter()
@@ -381,18 +403,22 @@ class GRPOStage(Stage):
     items = drawn if self.mixture else [("", r) for r in drawn]
     params = {"params": state["params"], "buffers": state["buffers"]}
     seed = self.config.seed * 1_000_003 + int(state["step"])
-    rollout = self._rollout(params, items, self.G, seed)
+    rollout = self._rollout(params, items, self.G, seed, record_routing=self.record_routing)
     result, rewards, texts = rollout.result, rollout.rewards, rollout.texts
     adv = grpo.group_advantages(jnp.asarray(rewards), self.G, scale=self.adv_scale)
     mask = result.mask
     P = result.prompt_len
     batch = pack_rollout(rollout.prompts, result.tokens, mask, self.G, self.tokenizer.pad_id, P,
-                         logps=result.logps_model)
+                         logps=result.logps_model, routing=result.routing)
     batch["advantages"] = np.asarray(adv, np.float32)
     batch = sharding.shard_batch(batch, self.mesh)
     t0 = time.perf_counter()
     if self.config.rl.beta:
-      batch["ref_logps"] = jax.block_until_ready(self._ref_logps(state["ref_params"], batch))
+      batch["ref_logps"] = jax.block_until_ready(self._logps(state["ref_params"], batch))
+    if self.old_source == "trainer" and self.updates_per_batch > 1:
+      # π_old for μ updates: the trainer's log-probs before the first (at μ = 1 the loss
+      # takes its own, stop-gradient, with no extra pass)
+      batch["old_logps"] = jax.block_until_ready(self._logps(params, batch))
     logprob_s = time.perf_counter() - t0
 
     lengths = mask.sum(1)
