@@ -222,7 +222,8 @@ def test_accuracy_reward_hostile():
 def test_math_equal_respawns_after_a_timeout():
   _worker_ok()
   before = _WORKER.restarts
-  assert _check_math_equal(HOSTILE["pow_latex"], "1") is False
+  # (a symbolic gold: against a plain number the tower is undone arithmetic, refused at once)
+  assert _check_math_equal(HOSTILE["pow_latex"], "\\sqrt{2}") is False
   assert _WORKER.restarts == before + 1  # killed at the deadline, and a fresh worker
   assert math_equal("\\boxed{\\frac{1}{\\sqrt{2}}}", "\\frac{\\sqrt{2}}{2}") is True
   assert math_equal("1,000", "1000") is True and math_equal("x=3", "3") is True

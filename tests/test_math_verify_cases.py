@@ -86,7 +86,9 @@ STANDARD_CASES = [
     ("The final answer is $\\frac{10\\sqrt{10.5}}{27}$. I hope it is correct.",
      "\\frac{10\\sqrt{10.5}}{27}", True),
     ("Therefore, the probability that Alice wins is 2/3. <|im_start|>user", "\\frac23", True),
-    ("Answer \\( (9+1) \\)", "10", True),
+    # arithmetic left undone is not an answer to a plain-number gold (math-verify: True)
+    ("Answer \\( (9+1) \\)", "10", False), ("37 + 94 = ?", "131", False),
+    ("So 37 + 94 = 131.", "131", True),
     # the guard: a number of a larger formula is not the answer, nor any earlier one
     ("8n^2 + 4n + 1", "1", False), ("8n^2 + 4n + 1", "8n^2+4n+1", True),
     ("3x", "3", False), ("2, 3", "3", False), ("-2, 1", "1,-2", True),
@@ -142,8 +144,8 @@ def test_accuracy_reward_modes():
   completions = ["<think>2+3</think> <answer>5</answer>", "<answer>\\frac{10}{2}</answer>",
                  "<answer>6</answer>", "no answer 5", "\\boxed{5}", "2 + 3 = 5. Answer: 5",
                  "<think>the answer is 5</think>", "x + 5"]
-  strict = [1, 1, 0, 0, 1, 0, 0, 0]
-  standard = [1, 1, 0, 1, 1, 1, 1, 0]
+  strict = [1, 0, 0, 0, 1, 0, 0, 0]  # \\frac{10}{2}: an integer left as a division
+  standard = [1, 0, 0, 1, 1, 1, 1, 0]
   prompts, golds_ = [PROMPT] * len(completions), ["5"] * len(completions)
   assert accuracy_reward(prompts, completions, answer=golds_) == strict
   assert REWARDS["accuracy"](prompts, completions, answer=golds_) == strict

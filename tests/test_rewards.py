@@ -17,7 +17,9 @@ from r1jax.data.datasets import DATA_DIR
 from r1jax.data.templates import r1_chat_prompt, r1_zero_prompt
 from r1jax.rewards import REWARDS, combine, get_reward, score
 from r1jax.rewards import countdown, format as fmt, language
-from r1jax.rewards.math import (accuracy_reward, extract_answer, gsm8k_gold, math_equal)
+from r1jax.rewards import math as math_mod
+from r1jax.rewards.math import (ANSWER_MODES, accuracy_reward, accuracy_standard_reward,
+                                extract_answer, gsm8k_gold, math_equal)
 
 PROMPT = r1_zero_prompt("What is 2 + 3?")
 
@@ -76,7 +78,7 @@ MATH_EQUAL_CASES = [
     ("0.5", "\\frac12", True), ("\\frac{1}{3}", "0.333", False), ("1.5", "1.50001", False),
     # LaTeX expressions
     ("2\\sqrt{2}", "\\sqrt{8}", True), ("\\sqrt{2}/2", "\\frac{1}{\\sqrt{2}}", True),
-    ("\\sqrt{3}", "\\sqrt{2}", False), ("10^3", "1000", True), ("2^{10}", "1,024", True),
+    ("\\sqrt{3}", "\\sqrt{2}", False), ("10^3", "1000", True), ("2^{10}", "1,024", False),
     ("\\pi/2", "\\frac{\\pi}{2}", True), ("-\\frac{\\pi}{6}", "-\\frac{\\pi}{6}", True),
     ("6-5i", "6 - 5i", True), ("p-q", "p - q", True), ("q-p", "p - q", False),
     ("x^5 - x^4 + x^3 - x^2 + x - 1", "x^5 - x^4 + x^3 - x^2 + x - 1", True),
@@ -149,7 +151,7 @@ def test_math_equal_timeout_other_thread():
 def test_accuracy_reward():
   completions = ["<think>2+3</think> <answer>5</answer>", "<answer>\\frac{10}{2}</answer>",
                  "<answer>6</answer>", "no answer 5", "\\boxed{5}"]
-  assert accuracy_reward([PROMPT] * 5, completions, answer=["5"] * 5) == [1, 1, 0, 0, 1]
+  assert accuracy_reward([PROMPT] * 5, completions, answer=["5"] * 5) == [1, 0, 0, 0, 1]
   with pytest.raises(ValueError):  # one gold per completion
     accuracy_reward([PROMPT] * 2, completions[:2], answer=["5"])
 
@@ -373,7 +375,8 @@ def test_registry_names_and_signatures():
     out = fn([PROMPT] * 2, completions, **refs)
     assert len(out) == 2 and all(0.0 <= v <= 1.0 for v in out), name
   assert REWARDS["countdown"]([PROMPT] * 2, completions, **refs) == [0.0, 1.0]
-  assert REWARDS["accuracy"]([PROMPT] * 2, completions, **refs) == [1.0, 1.0]
+  # "2 + 3" is the question restated, not the answer 5 (math-verify alone says equal)
+  assert REWARDS["accuracy"]([PROMPT] * 2, completions, **refs) == [1.0, 0.0]
 
 
 def test_get_reward_suggests_closest_name():
@@ -449,3 +452,35 @@ def test_combine():
 def test_package_exports():
   for name in rewards.__all__:
     assert hasattr(rewards, name), name
+
+
+# ------------------------------------------------------------------------ undone arithmetic
+
+@pytest.mark.parametrize("answer, gold, undone", [
+    ("37 + 94", "131", True), ("37+94=?", "131", True), ("3 \\times 4", "12", True),
+    ("2^{10}", "1024", True), ("\\sqrt{16}", "4", True), ("5!", "120", True),
+    ("262/2", "131", True), ("\\frac{84}{4}", "21", True), ("7/1", "7", True),
+    ("(9+1)", "10", True), ("6/4", "1.5", False),  # a fraction is a value, reduced or not
+    ("131", "131", False), ("-5", "-5", False), ("1,000", "1000", False), ("x = 5", "5", False),
+    ("3/4", "0.75", False), ("\\frac{3}{4}", "3/4", False), ("10^3", "1000", False),
+    ("1.5 \\times 10^{3}", "1500", False),
+    ("x + 1", "x+1", False), ("2\\sqrt{3}", "2\\sqrt{3}", False),  # symbolic golds: no rule
+])
+def test_undone_arithmetic(answer, gold, undone):
+  assert math_mod._undone(answer, gold) is undone
+
+
+def test_restating_the_question_earns_nothing():
+  """What SmolLM2 learned under GRPO with math-verify alone (experiments/smollm2_grpo):
+  restate the sum. SymPy evaluates "37 + 94" to 131 on parsing; the checker must not."""
+  hacks = ["37 + 94 = ?", "\\boxed{37+94}", "<answer>37 + 94</answer>", "The sum is 37+94."]
+  for mode in ANSWER_MODES:
+    got = accuracy_reward([PROMPT] * 4, hacks, answer=["131"] * 4, answer_mode=mode)
+    assert got == [0.0] * 4, (mode, got)
+  honest = ["37 + 94 = 131", "\\boxed{131}", "<answer>131</answer>", "The sum is 131."]
+  assert accuracy_standard_reward([PROMPT] * 4, honest, answer=["131"] * 4) == [1.0] * 4
+  # linear on hostile text
+  for text in ("1" * 100_000, "1+" * 50_000, "\\frac{1}{2}" * 10_000):
+    t0 = time.monotonic()
+    math_mod._undone(text, "5")
+    assert time.monotonic() - t0 < 0.5

@@ -43,6 +43,12 @@ is not the answer either. Text left without a candidate is read whole as LaTeX (
 math-verify's regexes are not linear-time, so they only ever see MAX_TEXT_CHARS characters,
 in the worker, under the deadline; the in-process extraction (`_tagged`) is linear.
 
+Undone arithmetic is not an answer (both modes): where the gold is a plain number, an
+answer that is a computation of one ("37 + 94", "2^{10}", "\\sqrt{16}", "262/2") counts
+wrong, although SymPy evaluates it on parsing and math-verify alone calls it equal (see
+`_undone`; fractions and scientific notation are values). Rewarded by math-verify alone,
+SmolLM2 learned within 30 GRPO steps to answer "What is 37 + 94?" with "37 + 94 = ?".
+
 Checking one answer with math-verify means parsing LaTeX into SymPy and simplifying, which
 a pathological answer ("9^{9^{9^{9^{9}}}}") can turn into minutes of work or gigabytes of
 memory. math-verify's own timeout uses SIGALRM, which only works in the main thread and
@@ -257,6 +263,51 @@ def _rounding(*answers: str | None) -> int:
   return min(6, max([2, *written]))
 
 
+# ------------------------------------------------------------------------ undone arithmetic
+
+# A computation left undone: two numbers joined by an arithmetic operator ("37 + 94",
+# "3 \times 4", "2^{10}"), a root or factorial of a number, or an integer written as a
+# division ("262/2", "\frac{84}{4}"). SymPy evaluates such an answer on parsing, so
+# math-verify counts "37 + 94" equal to 131: a policy rewarded that way learns to restate
+# the question ("37 + 94 = ?") instead of answering it, as SmolLM2 did within 30 GRPO steps
+# (experiments/smollm2_grpo).
+_NUM = r"(?<![\d.])\d+(?:\.\d+)?"  # from a number's first digit: linear on digit runs
+_ARITH = re.compile(
+    rf"{_NUM}\s*(?:[-+*/×÷·^]|\\(?:times|cdot|div))\s*[({{]*\s*[-+]?{_NUM}"
+    rf"|\\sqrt\s*(?:\[[^\]]*\])?\s*\{{?\s*{_NUM}|{_NUM}\s*!")
+_FRACTION = re.compile(r"\\[dt]?frac\s*\{\s*(\d+)\s*\}\s*\{\s*(\d+)\s*\}"
+                       r"|(?<![\d.])(\d+)\s*/\s*(\d+)(?!\d|\.\d)")
+_SCIENTIFIC = re.compile(
+    rf"\s*(?:[-+]?{_NUM}\s*(?:\\times|\\cdot|×|\*)\s*)?10\s*\^\s*\{{?\s*[-+]?\d+\s*\}}?\s*")
+
+
+def _fraction_parts(m: re.Match) -> tuple[int, int]:
+  return tuple(int(x) for x in (m.group(1, 2) if m.group(1) else m.group(3, 4)))
+
+
+def _undone(answer: str | None, gold: str | None) -> bool:
+  """Whether `answer` leaves undone arithmetic that the gold, a plain number, has done.
+
+  Only where the gold is a plain number ("131", "-2.5", "1,000") or a fraction that is not
+  an integer ("2/3"): then the answer must be a value, not a computation of one (_ARITH),
+  and an integer must not be written as a division. Fractions ("\frac{2}{4}") and
+  scientific notation ("1.5 \times 10^{3}", "10^3") are values.
+  """
+  if not answer or gold is None:
+    return False
+  gold = _drop_words(gold.strip().strip("$"))
+  m = _FRACTION.fullmatch(gold.strip())
+  if _plain_number(gold) is None and not (m and _fraction_parts(m)[1] > 1):
+    return False
+  if _SCIENTIFIC.fullmatch(answer.strip("$ ")):
+    return False
+  for m in _FRACTION.finditer(answer):
+    a, b = _fraction_parts(m)
+    if b <= 1 or a % b == 0:
+      return True  # "262/2", "\frac{84}{4}", "7/1": an integer left as a division
+  return bool(_ARITH.search(_FRACTION.sub(" 1 ", answer)))  # fractions are values
+
+
 # ------------------------------------------------------------------------ the worker
 
 _DELIMITED = re.compile(r"\\boxed|\\fbox|(?<!\\)\$|\\\(|\\\[")
@@ -348,7 +399,8 @@ def _serve() -> None:
 
   def equal_strict(pred, gold):
     g = parse_gold(gold)
-    return bool(g) and math_verify.verify(g, parse(pred), timeout_seconds=None)
+    return (bool(g) and not _undone(pred, gold)
+            and math_verify.verify(g, parse(pred), timeout_seconds=None))
 
   @functools.lru_cache(maxsize=4096)  # evaluation asks for a sample's answer, then checks it
   def read(text):
@@ -370,7 +422,7 @@ def _serve() -> None:
   def equal_standard(pred, gold):
     g, g_answer, _ = read(gold)
     p, p_answer, _ = read(pred)
-    return bool(g) and bool(p) and math_verify.verify(
+    return bool(g) and bool(p) and not _undone(p_answer, g_answer) and math_verify.verify(
         g, p, float_rounding=_rounding(p_answer, g_answer), allow_set_relation_comp=True,
         timeout_seconds=None)
 
