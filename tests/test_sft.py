@@ -11,6 +11,7 @@ from configs import sft_cold_start, sft_stage2
 from r1jax.data import conversations as C
 from r1jax.data.templates import ASSISTANT, EOS, r1_chat_prompt
 from r1jax.data.tokenizers import load_tokenizer
+from r1jax.losses import LOSS_WEIGHT
 from r1jax.losses.lm import make_lm_loss, token_batch
 from r1jax.models import init_params, presets
 from r1jax.models.hf import load_hf_checkpoint
@@ -129,7 +130,9 @@ def test_packed_loss_equals_one_conversation_per_row(n_mtp):
   loss_fn = jax.jit(make_lm_loss(cfg))
   _, (got, _) = loss_fn(params, packed[0])
   _, (want, _) = loss_fn(params, unpacked)
-  assert set(got) == set(want) == {"nll", "token_accuracy"} | ({"mtp_loss"} if n_mtp else set())
+  # (LOSS_WEIGHT: the targets counted, for gradient accumulation)
+  assert set(got) == set(want) == ({"nll", "token_accuracy", LOSS_WEIGHT}
+                                   | ({"mtp_loss"} if n_mtp else set()))
   for k in want:
     np.testing.assert_allclose(float(got[k]), float(want[k]), rtol=1e-5, atol=1e-6, err_msg=k)
   # the masks count the same targets: packing neither loses nor adds any
