@@ -326,6 +326,11 @@ OLD_LOGPS = ("sampler", "trainer")
 IS_LEVELS = ("token", "sequence")  # config.rl.tis_level
 
 
+def _trainer_minus_sampler(trainer_logps, sampler_logps, valid) -> jax.Array:
+  """Δ = trainer − sampler log-prob at valid tokens, 0 elsewhere: [B, T] float32 constants."""
+  return jnp.where(valid, sg(trainer_logps) - sg(sampler_logps), 0.0).astype(jnp.float32)
+
+
 def truncated_is_weights(trainer_logps, sampler_logps, mask, *, cap: float,
                          level: str = "token") -> jax.Array:
   """Truncated importance weights π_trainer / π_sampler, capped at `cap`: [B, T] float32.
@@ -340,7 +345,7 @@ def truncated_is_weights(trainer_logps, sampler_logps, mask, *, cap: float,
   if not cap > 0:
     raise ValueError(f"the importance-weight cap must be > 0, got {cap}")
   valid = mask.astype(bool)
-  delta = jnp.where(valid, sg(trainer_logps) - sg(sampler_logps), 0.0).astype(jnp.float32)
+  delta = _trainer_minus_sampler(trainer_logps, sampler_logps, valid)
   if level == "sequence":
     delta = jnp.broadcast_to(delta.sum(1, keepdims=True), delta.shape)
   return jnp.where(valid, jnp.exp(jnp.minimum(delta, jnp.log(cap))), 0.0)
@@ -359,7 +364,7 @@ def rollout_mismatch(trainer_logps, sampler_logps, mask, *, epsilon: float = 0.2
   """
   eps_high = epsilon if epsilon_high is None else epsilon_high
   valid = mask.astype(bool)
-  delta = jnp.where(valid, sg(trainer_logps) - sg(sampler_logps), 0.0).astype(jnp.float32)
+  delta = _trainer_minus_sampler(trainer_logps, sampler_logps, valid)
   n_tok = jnp.maximum(valid.sum(), 1)
   outside = lambda r: (r < 1.0 - epsilon) | (r > 1.0 + eps_high)  # noqa: E731
   rows = valid.any(1)
