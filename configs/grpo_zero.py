@@ -73,6 +73,9 @@ def get_config() -> ml_collections.ConfigDict:
   c.rl.ref_update_every = 0  # refresh the KL reference to the policy every N steps (0: never)
   c.rl.logprob_chunk = 0  # > 0: the output head over this many positions at a time (memory)
   c.rl.rewards = ml_collections.ConfigDict(dict(accuracy=1.0, format=1.0))
+  # The code reward refuses to run where its sandbox would not contain the policy's
+  # programs (no namespaces, no Landlock with seccomp); True accepts that risk.
+  c.rl.allow_unsandboxed_code = False
 
   c.eval = ml_collections.ConfigDict()
   c.eval.temperature = 1.0  # pass@1 of the distribution RL optimises

@@ -116,3 +116,11 @@ def test_gpu_check_dry_run(tmp_path):
   report = files["grpo_step_dense.json"]
   (r,) = report["results"]
   assert report["workload"]["model"]["type"] == "qwen2_tiny" and r["median_step_s"] > 0, r
+
+
+def test_code_sandbox_benchmark_compares_two_trees(tmp_path):
+  from benchmarks import code_sandbox
+  out = tmp_path / "sandbox.json"
+  result = code_sandbox.main(["--before=HEAD", "--problems=2", "--rounds=1", f"--out={out}"])
+  assert result["test_cases"] == 8 and result["ratio_after_over_before"] > 0
+  assert json.loads(out.read_text())["seconds_per_case"]["after"] > 0

@@ -15,7 +15,8 @@ import pytest
 
 from r1jax.rewards import REWARDS, code as sandbox, score
 from r1jax.rewards.code import (check_code, code_reward, extract_code, make_code_reward,
-                                   parse_tests, run_program, sandbox_layers)
+                                run_program, sandbox_layers)
+from r1jax.rewards.code_cases import CallCase, Check, IoCase, parse_tests
 
 LIMITS = dict(timeout=1.0, memory_mb=256)
 SQUARE = "def f(x):\n  return x * x\n"
@@ -85,13 +86,14 @@ def test_extract_code(text, expected):
 
 
 def test_parse_tests_formats():
-  io = [("io", "1 2\n", "3\n"), ("io", "10 -4", "6")]
+  io = [IoCase("1 2\n", "3\n"), IoCase("10 -4", "6")]
   assert parse_tests(ADD_CASES) == io
   assert parse_tests(json.dumps(ADD_CASES)) == io
   assert parse_tests({"inputs": ["1 2\n", "10 -4"], "outputs": ["3\n", "6"]}) == io
-  assert parse_tests("assert f(2) == 4") == [("assert", "assert f(2) == 4")]
-  assert parse_tests(["assert f(1) == 1", {"assert": "assert f(3) == 9"}]) == [
-      ("assert", "assert f(1) == 1"), ("assert", "assert f(3) == 9")]
+  square = Check((("name", "f"),), (2,), (), op="==", expected=4, source="assert f(2) == 4")
+  assert parse_tests("assert f(2) == 4") == [CallCase((square,))]
+  two = parse_tests(["assert f(1) == 1", {"assert": "assert f(3) == 9"}])
+  assert [c.checks[0].args for c in two] == [(1,), (3,)]
 
 
 @pytest.mark.parametrize("tests, match", [
@@ -123,12 +125,13 @@ def test_bad_arguments_are_clear_errors():
 
 def test_layers_report(marker):
   layers = sandbox_layers()
-  parts = ("pid_namespace", "network_namespace", "readonly_filesystem",
-           "capabilities_dropped")
-  assert layers["audit_hook"] and set(layers) == {"namespaces", "nproc_limit", "audit_hook",
-                                                  *parts}
+  parts = ("pid_namespace", "network_namespace", "ipc_namespace", "caller_files_hidden",
+           "writes_confined")
+  assert layers["audit_hook"] and set(layers) == {
+      "namespaces", "audit_hook", "landlock", "landlock_abi", "seccomp",
+      "capabilities_dropped", "contained", *parts}
   if layers["namespaces"]:  # measured from inside a run: all of layer 2 took effect
-    assert all(layers[p] for p in parts), layers
+    assert all(layers[p] for p in parts) and layers["contained"], layers
 
 
 def test_stdin_stdout_cases(marker):
@@ -181,7 +184,7 @@ def test_code_reward_parallel_and_registered(marker):
 # -------------------------------------------------------------------------- hostile
 
 
-def _assert_zero(code, tests=("assert True",), status=None, **limits):
+def _assert_zero(code, tests=({"input": "", "output": ""},), status=None, **limits):
   """`code` (which would pass if its attack worked) scores zero; returns its CodeResult."""
   r = check_code(code, list(tests), **(LIMITS | limits))
   assert r.fraction_passed == 0.0 and r.status in sandbox.STATUSES, r
@@ -210,13 +213,12 @@ def test_fork_bomb(marker, bomb):
 
 
 def test_escaped_children_are_killed(marker):
-  """With the hook off, children that leave the session and sleep still die with the
-  sandbox (its PID namespace), and the fork loop is bounded (NPROC, unless root)."""
-  _needs("pid_namespace")
+  """With the hook off, the kernel refuses the fork (seccomp): no child to escape."""
+  _needs("seccomp")
   code = ("import os, time\nfor _ in range(8):\n  if os.fork() == 0:\n    os.setsid()\n"
           "    time.sleep(100)\nprint('forked')")
   r = run_program(code, _audit_hook=False, **LIMITS)
-  assert r.stdout == "forked\n"
+  assert r.status == "crash" and "Operation not permitted" in r.stderr, r
 
 
 @pytest.mark.parametrize("bomb", [
@@ -272,12 +274,12 @@ def test_writes_outside_the_sandbox(marker, tmp_path):
 
 
 def test_writes_outside_without_hook(marker, tmp_path):
-  _needs("readonly_filesystem")
+  _needs("writes_confined")
   target = str(tmp_path / "escape.txt")
   home_target = os.path.join(os.path.expanduser("~"), f"r1jax-escape-{uuid.uuid4().hex}")
   for code in _writers(target, home_target)[:6]:
     r = run_program(code, _audit_hook=False, **LIMITS)
-    assert r.stdout != "ok\n" and "Read-only file system" in r.stderr, r
+    assert r.stdout != "ok\n" and "Error" in r.stderr, r
     assert not os.path.exists(target) and not os.path.exists(home_target)
 
 
@@ -289,8 +291,8 @@ def test_secret_environment(marker, monkeypatch):
          "    print(open(f'/proc/{pid}/environ', 'rb').read().decode(errors='replace'))\n"
          "  except OSError:\n    pass\n")
   for audit in (True, False):
-    r = run_program(spy, _audit_hook=audit, **LIMITS)
-    assert r.status == "ok" and secret not in r.stdout
+    r = run_program(spy, _audit_hook=audit, **LIMITS)  # /proc itself may be unreadable
+    assert r.status in ("ok", "crash") and secret not in r.stdout + r.stderr
   env = run_program("import json, os\nprint(json.dumps(sorted(os.environ)))", **LIMITS)
   assert json.loads(env.stdout) == ["HOME", "LANG", "PATH"]
   _assert_zero(spy, [{"input": "", "output": secret}])
@@ -333,11 +335,13 @@ def test_exit_before_the_tests(marker, exit_early):
   _assert_zero(f"{SQUARE}{exit_early}\n", ["assert f(2) == 5"], status="crash")
 
 
-@pytest.mark.parametrize("exit_early", ["import os\nos._exit(0)", "import os\nos.abort()"])
-def test_exit_after_correct_output_in_io_mode(marker, exit_early):
-  """These skip the end of the run, so even correct output does not count."""
-  _assert_zero(f"print(3, flush=True)\n{exit_early}", [{"input": "", "output": "3"}],
+def test_exit_after_correct_output_in_io_mode(marker):
+  """stdin/stdout verdicts are the output, compared by the caller: an abort after the right
+  output is a crash, and an early clean exit after it is the program's own business."""
+  _assert_zero("print(3, flush=True)\nimport os\nos.abort()", [{"input": "", "output": "3"}],
                status="crash")
+  assert check_code("print(3, flush=True)\nimport os\nos._exit(0)",
+                    [{"input": "", "output": "3"}], **LIMITS).status == "ok"
 
 
 @pytest.mark.parametrize("attempt", [
@@ -372,8 +376,8 @@ def test_reward_hacks_on_assert_tests(marker, hack):
 def test_fallback_without_namespaces(marker, tmp_path, canary, monkeypatch):
   """Layers 1 and 3 alone, as on a machine without namespaces, still contain the basics;
   the program's parent is then the launcher, not the caller."""
-  sandbox_layers()
-  monkeypatch.setitem(sandbox._LAYERS, "namespaces", False)
+  monkeypatch.setenv(sandbox.NAMESPACES_ENV, "0")
+  assert not sandbox_layers()["namespaces"] and sandbox_layers()["contained"]
   target = str(tmp_path / "escape.txt")
   assert check_code(ADD, ADD_CASES, **LIMITS).status == "ok"
   assert run_program("import time\ntime.sleep(100)", timeout=0.5).status == "timeout"
@@ -385,3 +389,27 @@ def test_fallback_without_namespaces(marker, tmp_path, canary, monkeypatch):
                        (f"print(open('/proc/{os.getpid()}/environ').read())", "crash")]:
     assert run_program(code, **LIMITS).status == status, code
   assert not os.path.exists(target)
+
+
+def test_grpo_config_refuses_unjudgeable_tests_and_uncontained_machines(monkeypatch):
+  """Checked at config load: every record's tests must parse, and the machine must
+  contain programs unless config.rl.allow_unsandboxed_code accepts the risk."""
+  import ml_collections
+
+  from r1jax.stages import grpo
+  good = {"question": "square it", "answer": "", "tests": ["assert f(2) == 4"]}
+  bad = {"question": "square it", "answer": "", "tests": ["def check(c):\n  assert c(2) == 4"]}
+  assert grpo._checked_rewards("config.rl.rewards", {"code": 1.0}, {}, [good]) == {"code": 1.0}
+  with pytest.raises(ValueError, match=r"config.rl.rewards: the tests of record 1 .*not an assert"):
+    grpo._checked_rewards("config.rl.rewards", {"code": 1.0}, {}, [good, bad])
+  rl = ml_collections.ConfigDict({"allow_unsandboxed_code": False})
+  assert grpo._code_reward(rl)(["p"], ["```python\ndef f(x):\n  return x * x\n```"],
+                               tests=[good["tests"]]) == [1.0]
+  uncontained = dict(sandbox_layers(), contained=False)
+  monkeypatch.setattr(sandbox, "sandbox_layers", lambda: uncontained)
+  with pytest.raises(ValueError, match="config.rl.allow_unsandboxed_code=True"):
+    grpo._code_reward(rl)
+  rl.allow_unsandboxed_code = True
+  assert callable(grpo._code_reward(rl))
+  with pytest.raises(sandbox.SandboxError, match="allow_unsandboxed_code"):
+    check_code(SQUARE, ["assert f(2) == 4"])

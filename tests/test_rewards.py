@@ -367,7 +367,7 @@ def test_registry_names_and_signatures():
   assert set(REWARDS) == {"accuracy", "accuracy_standard", "format", "tag_count", "countdown",
                           "arithmetic", "language", "code"}
   refs = dict(answer=["5", "5"], numbers=[[2, 3], [2, 3]], target=[5, 5],
-              tests=[["assert True"]] * 2)
+              tests=[[{"input": "", "output": "5"}]] * 2)
   completions = ["<think>2 + 3</think> <answer>5</answer>",
                  "<think>2 + 3</think> <answer>2 + 3</answer>"]
   for name, fn in REWARDS.items():

@@ -4,341 +4,101 @@
 test cases" (R1 §2.2.2). `code_reward` is that reward for GRPO: the fraction of a problem's
 test cases that the completion's program passes.
 
-  extract_code(completion)        the last ```python block, else the <answer> content
+  extract_code(completion)          the last ```python block, else the <answer> content
   run_program(code, stdin=, test=)  one sandboxed run -> ExecResult
-  check_code(code, tests)         every case -> CodeResult(fraction_passed, status)
+  check_code(code, tests)           every case -> CodeResult(fraction_passed, status)
   code_reward(prompts, completions, tests=[...])   fraction passed, one float each
-  sandbox_layers()                which containment layers this machine gives (below)
+  sandbox_layers()                  which containment layers this machine gives (below)
 
-A problem's tests are a list of cases, or its JSON string: {"input": ..., "output": ...}
-runs the program with that stdin and compares stripped outputs, trailing spaces of each
-line ignored; "assert f(2) == 4" (or {"assert": ...}) runs that code after the program, in
-its globals (LeetCode style). APPS-style {"inputs": [...], "outputs": [...]} also works.
-A case passes only if the run reaches its end: the runner then writes a per-run random
-token to a file, so `os._exit(0)` or `sys.exit()` before the tests is a crash, not a pass.
-Statuses: ok (all passed), wrong, timeout, crash, limit (memory or output cap).
+Tests (r1jax.rewards.code_cases): stdin/stdout pairs, APPS inputs/outputs (stdin or
+call-based), and asserts such as "assert f(2) == 4", parsed in the caller into the call to
+make and the check to apply. Statuses: ok (all passed), wrong, timeout, crash (an error, or
+an exit before the calls were made), limit (memory or output cap).
 
-Containment, in three layers; `sandbox_layers()` reports what is active:
- 1. Always. A launcher process in its own session (SIGKILLed with its whole process group
-    afterwards; the runner gets PR_SET_PDEATHSIG), a wall-clock timeout and RLIMIT_CPU,
-    RLIMIT_AS (memory), RLIMIT_FSIZE (stdout and stderr go to files, so a flood stops at
-    the cap and never reaches the caller's memory), RLIMIT_NOFILE, RLIMIT_CORE=0 and
-    RLIMIT_NPROC (which Linux does not enforce on root); an empty temporary directory,
-    removed afterwards; `python -I -S` with only PATH, LANG and HOME in the environment.
- 2. Where the kernel allows it (root, or unprivileged user namespaces). New mount, PID and
-    network namespaces: every mount read-only but a 32 MB tmpfs on the working directory,
-    no network (loopback down), the program is PID 1 of its own /proc, so no process
-    outside is visible or can be signalled (kill(-1) included), and every process left in
-    the namespace dies with it; then all capabilities are dropped and no_new_privs set.
- 3. In the program's interpreter, a PEP 578 audit hook refuses process creation (fork,
-    exec, spawn, subprocess, system), signals (kill, killpg), sockets, writes, directory
-    opens and chdir outside the working directory, other processes' /proc files,
-    symlinks, hard links, gc's object walks (which could find the hook), and importing
-    ctypes, cffi, _posixsubprocess (its fork_exec raises no audit event) or
-    subinterpreters (which have no hook). Assert tests see the builtins as they were
-    before the program ran.
+Verdicts are the caller's. The program's process sends back only its stdout, or for call
+tests the JSON of what each call returned (plain data by exact type: an object with its
+own __eq__, a subclass of int, anything else is a wrong answer). Expected values never
+enter the sandbox, and there is no success marker, token or exit code that counts as a
+pass: a value is right only if the program computed it.
 
-This guards against accidents and reward hacking, not a determined attacker; for untrusted
-code at scale add a container or gVisor. Layer 3 and the completion check live in the
-program's own interpreter: a program that walks up its frames (sys._getframe(1)) can read
-its assert tests and the completion token, and a thread of its can meddle with the test
-stage; an assert test is also passed by an object whose __eq__ always returns True
-(stdin/stdout cases are compared by the caller, immune to both). Without layer 2 only
-layer 3 stops kill(-1), the network, writes outside the box (bar os.mkfifo, or a PathLike
-whose __fspath__ changes between calls) and children that escape the process group; as
-root, a fork bomb past layer 3 is bounded by the timeout alone (Linux exempts root from
-RLIMIT_NPROC). Programs get the standard library only (-S: no site-packages).
+Containment (r1jax.rewards.sandbox has the processes; `sandbox_layers()` measures what is
+active, from inside a run):
+ 1. Always. A launcher in its own session, SIGKILLed with its process group afterwards; a
+    wall-clock timeout, RLIMIT_CPU, RLIMIT_AS, RLIMIT_FSIZE (stdout, stderr and results go
+    to capped files, never to the caller's memory), RLIMIT_NOFILE, no core dumps; a fresh
+    interpreter per test case (`python -I -S`: standard library only, environment PATH,
+    LANG, HOME); no capabilities (even as root), no_new_privs.
+ 2. Namespaces, where the kernel allows them (root, or unprivileged user namespaces): new
+    user, mount, PID, network, IPC and UTS namespaces and a new root holding only the
+    system the interpreter needs (read-only), /dev/null, zero, random and urandom, the
+    sandbox's own /proc and a 32 MB tmpfs working directory at /tmp. No other sandbox and
+    no file of the caller's is visible; there is no network; SysV IPC objects die with the
+    namespace; an init process of ours is PID 1, so every process dies with the run.
+ 3. Landlock (ABI >= 1; signals and abstract Unix sockets scoped from ABI 6): reads limited
+    to that same system, writes to the working directory, TCP refused.
+ 4. A seccomp filter: no fork (threads only), setsid, setpgid, ptrace, process_vm_*,
+    socket (socketpair stays), SysV IPC, POSIX message queues, namespaces, mounts, bpf,
+    io_uring, keyrings, fcntl's F_SETOWN, other processes' priority, scheduling, limits
+    and pages; and signals, where neither 2 nor Landlock's
+    scope keeps them inside.
+ 5. In the interpreter, a PEP 578 audit hook refuses process creation, signals, sockets,
+    writes and directory opens outside the working directory, other processes' /proc,
+    links, gc's object walks and ctypes/cffi/_posixsubprocess/subinterpreters: clear
+    errors for honest programs, and one more wall for the rest.
+
+Without namespaces (R1JAX_SANDBOX_NAMESPACES=0, or a kernel without them) layers 1 and
+3-5 hold the same lines: the program cannot fork, leave its group, signal or connect
+outside, read beyond the system, or write outside its box. Where neither namespaces nor
+Landlock with seccomp exist, runs are refused unless the risk is accepted explicitly
+(config.rl.allow_unsandboxed_code, or make_code_reward(allow_unsandboxed=True)).
+
+Limitations, and why acceptable: the program runs in the interpreter that makes the calls,
+so it can change what the calls return; but it can only ever return values, and a right
+value is a solved case. Programs see the standard library and system files (bar site-
+packages, hidden with namespaces); timing and CPU load of the machine are observable.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
-import re
-import resource
+import select
+import shutil
 import signal
+import subprocess
 import sys
+import sysconfig
+import tempfile
+import threading
+import time
+
+from r1jax.rewards import sandbox
+from r1jax.rewards.code_cases import CallCase, Case, IoCase, judge, parse_tests
 
 DEFAULT_TIMEOUT_S = 2.0
 DEFAULT_MEMORY_MB = 256
 DEFAULT_OUTPUT_BYTES = 1 << 20
 STATUSES = ("ok", "wrong", "timeout", "crash", "limit")
+NAMESPACES_ENV = "R1JAX_SANDBOX_NAMESPACES"  # "0": run without layer 2 (tests, fallback)
 
-_TAG = "r1jax-sandbox"  # in every sandbox process's command line and temporary directory
 _STARTUP_S = 0.5  # wall-clock allowance for starting the launcher and the runner
-_BOX_MB, _MAX_FILES, _MAX_PROCESSES = 32, 64, 32  # tmpfs size, RLIMIT_NOFILE, RLIMIT_NPROC
-_EXIT_WRONG, _EXIT_MEMORY = 2, 3  # runner exit codes: the test's assert failed, MemoryError
-_SETUP_FAILED = 125  # launcher exit code when it could not build the sandbox
-
-
-# ---------------------------------------------- the launcher (process A) and runner (B)
-# The caller starts this file as a script, `python -I -S code.py r1jax-sandbox CONFIG`:
-# A isolates itself (layer 2), forks B and mirrors B's exit; B, PID 1 of the new namespace,
-# mounts its /proc, limits itself, drops its capabilities and execs a fresh interpreter
-# with _RUNNER, so that nothing A loaded (ctypes) is left for the program.
-
-_CLONE_NEWNS, _CLONE_NEWUSER, _CLONE_NEWPID, _CLONE_NEWNET = (
-    0x20000, 0x10000000, 0x20000000, 0x40000000)
-_MS_RDONLY, _MS_NOSUID, _MS_NODEV, _MS_NOEXEC = 1, 2, 4, 8
-_MS_REMOUNT, _MS_BIND, _MS_REC, _MS_PRIVATE = 32, 4096, 16384, 1 << 18
-# Flags a remount keeps: in a user namespace it may not clear them.
-_MOUNT_OPTS = {"nosuid": 2, "nodev": 4, "noexec": 8, "noatime": 1024, "nodiratime": 2048,
-               "relatime": 1 << 21, "strictatime": 1 << 24}
-_PR_SET_PDEATHSIG, _PR_CAPBSET_DROP, _PR_SET_SECUREBITS = 1, 24, 28
-_PR_SET_NO_NEW_PRIVS, _PR_CAP_AMBIENT, _PR_CAP_AMBIENT_CLEAR_ALL = 38, 47, 4
-_SECBITS_LOCKED_NOROOT = 0xC3  # NOROOT, NO_CAP_AMBIENT_RAISE, both locked
-
-
-def _libc():
-  import ctypes  # only the launcher needs it
-  libc = ctypes.CDLL(None, use_errno=True)
-  libc.mount.argtypes = [ctypes.c_char_p] * 3 + [ctypes.c_ulong, ctypes.c_char_p]
-  libc.prctl.argtypes = [ctypes.c_int] + [ctypes.c_ulong] * 4
-
-  def call(name, *args):
-    if getattr(libc, name)(*args) != 0:
-      err = ctypes.get_errno()
-      raise OSError(err, f"{name}{args[:3]}: {os.strerror(err)}")
-
-  def capset_empty():  # _LINUX_CAPABILITY_VERSION_3: a header and two empty data structs
-    return libc.capset((ctypes.c_uint32 * 2)(0x20080522, 0), (ctypes.c_uint32 * 6)())
-
-  return libc, call, capset_empty
-
-
-def _mount_points() -> list[tuple[bytes, int]]:
-  """(mount point, flags to keep) of every mount, from /proc/self/mountinfo."""
-  out = []
-  with open("/proc/self/mountinfo", "rb") as f:
-    for line in f:
-      fields = line.split()
-      target = re.sub(rb"\\([0-7]{3})", lambda m: bytes([int(m.group(1), 8)]), fields[4])
-      opts = sum(_MOUNT_OPTS.get(o, 0) for o in fields[5].decode().split(","))
-      out.append((target, opts))
-  return out
-
-
-def _isolate(libc, call, box: str) -> None:
-  """Layer 2 for this process: new namespaces, every mount read-only, a tmpfs box."""
-  uid, gid = os.getuid(), os.getgid()
-  call("unshare", _CLONE_NEWNS | _CLONE_NEWPID | _CLONE_NEWNET
-       | (_CLONE_NEWUSER if uid else 0))
-  if uid:  # root in the new user namespace, still ourselves outside it
-    for name, text in (("setgroups", "deny"), ("uid_map", f"0 {uid} 1"),
-                       ("gid_map", f"0 {gid} 1")):
-      with open(f"/proc/self/{name}", "w") as f:
-        f.write(text)
-  call("mount", None, b"/", None, _MS_REC | _MS_PRIVATE, None)
-  for target, opts in _mount_points():  # best effort; sandbox_layers() checks the outcome
-    libc.mount(None, target, None, _MS_REMOUNT | _MS_BIND | _MS_RDONLY | opts, None)
-  call("mount", b"tmpfs", box.encode(), b"tmpfs", _MS_NOSUID | _MS_NODEV,
-       f"size={_BOX_MB}m,nr_inodes=4096,mode=0700".encode())
-
-
-def _set_limits(cfg: dict) -> None:
-  for res, soft, hard in ((resource.RLIMIT_CPU, cfg["cpu_s"], cfg["cpu_s"] + 1),
-                          (resource.RLIMIT_AS, cfg["memory"], cfg["memory"]),
-                          (resource.RLIMIT_FSIZE, cfg["fsize"], cfg["fsize"]),
-                          (resource.RLIMIT_NOFILE, _MAX_FILES, _MAX_FILES),
-                          (resource.RLIMIT_NPROC, _MAX_PROCESSES, _MAX_PROCESSES),
-                          (resource.RLIMIT_CORE, 0, 0)):
-    cap = resource.getrlimit(res)[1]
-    if cap != resource.RLIM_INFINITY:
-      soft, hard = min(soft, cap), min(hard, cap)
-    resource.setrlimit(res, (soft, hard))
-
-
-def _become_runner(libc, call, capset_empty, cfg: dict) -> None:
-  """Process B: limits and unprivileges itself, then execs the runner (never returns)."""
-  call("prctl", _PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
-  if cfg["isolate"]:  # a /proc of this PID namespace only; best effort
-    libc.mount(b"proc", b"/proc", b"proc", _MS_NOSUID | _MS_NODEV | _MS_NOEXEC, None)
-  os.chdir(cfg["box"])
-  _set_limits(cfg)
-  # No capabilities now or after exec, even as uid 0; each step fails harmlessly where
-  # there is nothing to drop.
-  libc.prctl(_PR_SET_SECUREBITS, _SECBITS_LOCKED_NOROOT, 0, 0, 0)
-  for cap in range(64):
-    libc.prctl(_PR_CAPBSET_DROP, cap, 0, 0, 0)
-  libc.prctl(_PR_CAP_AMBIENT, _PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0)
-  capset_empty()
-  call("prctl", _PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0)
-  os.set_inheritable(cfg["setup_fd"], False)
-  runner_cfg = {k: cfg[k] for k in ("job_fd", "done_fd", "audit", "box")}  # box: to find it
-  os.execv(sys.executable, [sys.executable, "-I", "-S", "-c", _RUNNER, _TAG,
-                            json.dumps(runner_cfg)])
-
-
-def _launch(cfg: dict) -> None:
-  """Process A."""
-  def fail(stage, e):
-    os.write(cfg["setup_fd"], f"{stage}: {e!r}".encode())
-    os._exit(_SETUP_FAILED)
-
-  try:
-    libc, call, capset_empty = _libc()
-    if cfg["isolate"]:
-      _isolate(libc, call, cfg["box"])
-  except Exception as e:  # noqa: BLE001 - reported to the caller through setup_fd
-    fail("isolation", e)
-  pid = os.fork()
-  if pid == 0:
-    try:
-      _become_runner(libc, call, capset_empty, cfg)
-    except BaseException as e:  # noqa: BLE001 - as above; B must never return into A's code
-      fail("runner", e)
-  code = os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1])
-  os._exit(code if code >= 0 else 128 - code)
-
-
-_RUNNER = r'''
-import sys
-
-
-def _deny_hook(box):
-  """Layer 3 (see r1jax/rewards/code.py). The hook's state is immutable and all it calls
-  is captured here, so a program that patches builtins, os or posix changes nothing; gc's
-  object walks are refused so that the hook cannot be found and rewired."""
-  import posix
-  deny = frozenset({"os.fork", "os.forkpty", "os.exec", "os.posix_spawn", "os.spawn",
-                    "os.system", "os.startfile", "subprocess.Popen", "os.kill",
-                    "os.killpg", "signal.pthread_kill", "os.symlink", "os.link",
-                    "gc.get_objects", "gc.get_referrers", "gc.get_referents"})
-  paths = frozenset({"os.mkdir", "os.rmdir", "os.remove", "os.rename", "os.chmod",
-                     "os.chown", "os.truncate", "os.utime", "os.setxattr", "os.removexattr",
-                     "os.chflags"})
-  # _posixsubprocess.fork_exec raises no audit event; subinterpreters have no hook
-  modules = frozenset({"ctypes", "_ctypes", "cffi", "_cffi_backend", "_posixsubprocess",
-                       "_xxsubinterpreters", "_xxinterpchannels", "_interpreters",
-                       "_interpchannels", "_interpqueues"})
-  writes = posix.O_WRONLY | posix.O_RDWR | posix.O_CREAT | posix.O_TRUNC | posix.O_APPEND
-  getcwd, stat, fspath, denied = posix.getcwd, posix.stat, posix.fspath, PermissionError
-  str_, bytes_, int_, prefix, own = str, bytes, int, box + "/", str(posix.getpid())
-
-  def resolve(path):
-    """Absolute and lexically normal: sound, as no symlink can be made in the box and the
-    working directory stays the box."""
-    if path.__class__ is not str_ and path.__class__ is not bytes_:
-      path = fspath(path)
-    if path.__class__ is bytes_:
-      path = path.decode("utf-8", "surrogateescape")
-    parts = []
-    for part in (path if path[:1] == "/" else getcwd() + "/" + path).split("/"):
-      if part == "..":
-        if parts:
-          parts.pop()
-      elif part and part != ".":
-        parts.append(part)
-    return "/" + "/".join(parts)
-
-  def inside(path):
-    return path == box or path[:len(prefix)] == prefix or path == "/dev/null"
-
-  def is_dir(path):
-    try:
-      return stat(path).st_mode & 0o170000 == 0o040000
-    except Exception:
-      return False
-
-  def hook(event, args):
-    if event in deny or event[:7] == "socket.":
-      raise denied(f"sandbox: {event} is not allowed")
-    if event == "import" and (args[0].partition(".")[0] in modules or args[0][:5] == "_test"):
-      raise denied(f"sandbox: importing {args[0]} is not allowed")
-    if event == "open" and args[0].__class__ is not int_:  # an int: an open descriptor
-      path = resolve(args[0])
-      if inside(path):
-        return
-      if args[2] & writes or is_dir(path):  # a directory's descriptor could be a dir_fd
-        raise denied(f"sandbox: may not open {path!r} outside the working directory")
-      pid = path[6:].partition("/")[0] if path[:6] == "/proc/" else ""
-      if pid.isdigit() and pid != own:
-        raise denied("sandbox: may not open another process's /proc files")
-    elif event in paths:
-      for path in args[:2 if event == "os.rename" else 1]:
-        if path.__class__ is not int_ and not inside(resolve(path)):
-          raise denied(f"sandbox: {event} outside the working directory: {path!r}")
-    elif event == "os.chdir" and (args[0].__class__ is int_ or resolve(args[0]) != box):
-      raise denied("sandbox: os.chdir is not allowed")
-
-  sys.addaudithook(hook)
-
-
-def _main():
-  import builtins, json, os
-  # Captured before the program runs: it may rebind any of these in builtins, sys or os.
-  exec_, compile_, isinstance_, int_, exc_info = exec, compile, isinstance, int, sys.exc_info
-  SystemExit_, MemoryError_, AssertionError_, BaseException_ = (
-      SystemExit, MemoryError, AssertionError, BaseException)
-  write, exit_, excepthook, stdout, stderr = (
-      os.write, os._exit, sys.excepthook, sys.stdout, sys.stderr)
-  cfg = json.loads(sys.argv[2])
-  with os.fdopen(cfg["job_fd"], "rb") as f:
-    job = json.loads(f.read())
-  nonce, done_fd, test = job.pop("nonce").encode(), cfg["done_fd"], job["test"]
-
-  def quit_(code=None):  # exit() and quit(), which -S leaves out
-    raise SystemExit_(code)
-
-  builtins.exit = builtins.quit = quit_
-  pristine = dict(builtins.__dict__)
-  if cfg["audit"]:
-    _deny_hook(os.getcwd())
-  g = {"__name__": "__main__", "__builtins__": builtins}
-  for stage, source in (("<solution>", job.pop("code")), ("<test>", test)):
-    if source is None:
-      break
-    if stage == "<test>":  # builtins as they were before the program patched any
-      g["__builtins__"] = pristine
-    try:
-      exec_(compile_(source, stage, "exec"), g)
-    except SystemExit_ as e:
-      if test is not None or not (e.code is None or e.code.__class__ is int_ and e.code == 0):
-        stderr.write(f"sandbox: {stage} exited before the end of the run\n")
-        exit_(1)
-    except MemoryError_:
-      exit_(3)  # _EXIT_MEMORY
-    except BaseException_ as e:
-      excepthook(*exc_info())
-      exit_(2 if stage == "<test>" and isinstance_(e, AssertionError_) else 1)  # _EXIT_WRONG
-  try:
-    for stream in (stdout, sys.stdout, stderr, sys.stderr):
-      stream.flush()
-  except BaseException_:
-    exit_(1)
-  write(done_fd, nonce)  # then a normal exit, which flushes any file the program left open
-
-
-_main()
-'''
-
-if __name__ == "__main__" and sys.argv[1:2] == [_TAG]:
-  _launch(json.loads(sys.argv[2]))
-
-
-# ------------------------------------------------------------------- the caller's side
-# Imported only here, below the launcher's entry point: the launcher needs none of them
-# and starts once per test case.
-import dataclasses  # noqa: E402
-import select  # noqa: E402
-import shutil  # noqa: E402
-import subprocess  # noqa: E402
-import tempfile  # noqa: E402
-import threading  # noqa: E402
-import time  # noqa: E402
+_DEVICES = ["/dev/null", "/dev/zero", "/dev/urandom", "/dev/random"]
 
 
 class SandboxError(RuntimeError):
-  """The sandbox could not be set up: the machine's fault, not the program's."""
+  """The sandbox could not be set up, or would not contain: the machine's fault, not the
+  program's."""
 
 
 @dataclasses.dataclass(frozen=True)
 class ExecResult:
   """One sandboxed run.
 
-  status: "ok" (ran to its end), "wrong" (the test raised AssertionError), "timeout" (wall
-  clock or CPU time), "limit" (memory, or output over the cap), "crash" (anything else).
-  returncode is the program's exit code, -N if signal N ended it.
+  status: "ok" (ran to its end; for call tests, every check held), "wrong" (a call test's
+  value failed its check), "timeout" (wall clock or CPU time), "limit" (memory, or output
+  over the cap), "crash" (anything else). returncode is the program's exit code, -N if
+  signal N ended it. checks: each call test's verdict, in order.
   """
   status: str
   stdout: str
@@ -346,6 +106,7 @@ class ExecResult:
   returncode: int
   duration_s: float
   truncated: bool = False  # stdout or stderr was cut at output_bytes
+  checks: tuple[str, ...] = ()
 
 
 @dataclasses.dataclass(frozen=True)
@@ -357,9 +118,29 @@ class CodeResult:
   cases: tuple[str, ...] = ()
 
 
-# ------------------------------------------------------------------- extraction, parsing
+# ------------------------------------------------------------------------- extraction
 
-_FENCE = re.compile(r"```[ \t]*([\w+-]*)[^\n]*\n(.*?)```", re.DOTALL)
+_PYTHON_TAGS = ("python", "py", "python3")
+
+
+def _fenced_blocks(text: str) -> list[tuple[str, str]]:
+  """(language, body) of each ```fenced``` block, in one left-to-right pass: an opening
+  ``` runs to its line's end (the language is the first word there), the body to the next
+  ```. Linear in len(text) whatever the text holds."""
+  blocks, pos = [], 0
+  while (start := text.find("```", pos)) >= 0:
+    newline = text.find("\n", start + 3)
+    if newline < 0:
+      break
+    end = text.find("```", newline + 1)
+    if end < 0:
+      break
+    info = text[start + 3:newline].lstrip(" \t")
+    language = info[:len(info) - len(info.lstrip("abcdefghijklmnopqrstuvwxyz"
+                                                   "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_+-"))]
+    blocks.append((language, text[newline + 1:end]))
+    pos = end + 3
+  return blocks
 
 
 def extract_code(completion: str) -> str | None:
@@ -368,8 +149,7 @@ def extract_code(completion: str) -> str | None:
   else None."""
   if not isinstance(completion, str):
     return None
-  blocks = list(_FENCE.finditer(completion))
-  python = [m.group(2) for m in blocks if m.group(1).lower() in ("python", "py", "python3")]
+  python = [body for lang, body in _fenced_blocks(completion) if lang.lower() in _PYTHON_TAGS]
   if python:
     return python[-1]
   end = completion.rfind("</answer>")
@@ -377,44 +157,8 @@ def extract_code(completion: str) -> str | None:
   if start < 0:
     return None
   answer = completion[start + len("<answer>"):end]
-  inner = list(_FENCE.finditer(answer))
-  return inner[-1].group(2) if inner else answer.strip()
-
-
-def parse_tests(tests) -> list[tuple]:
-  """Cases as ("io", stdin, expected) or ("assert", code); raises ValueError if malformed."""
-  if isinstance(tests, str):
-    try:
-      tests = json.loads(tests)
-    except json.JSONDecodeError:
-      tests = [tests]  # not JSON: one assert-style test
-  if isinstance(tests, dict) and "inputs" in tests:  # APPS / TACO
-    ins, outs = tests["inputs"], tests.get("outputs")
-    if not isinstance(ins, list) or not isinstance(outs, list) or len(ins) != len(outs):
-      raise ValueError("APPS-style tests need 'inputs' and 'outputs' lists of equal length")
-    tests = [{"input": i, "output": o} for i, o in zip(ins, outs)]
-  if isinstance(tests, (str, dict)):
-    tests = [tests]
-  if not isinstance(tests, (list, tuple)) or not tests:
-    raise ValueError(f"no tests given ({str(tests)[:80]!r}): pass a non-empty list of "
-                     "{'input': ..., 'output': ...} dicts or assert strings")
-  cases = []
-  for i, case in enumerate(tests):
-    if isinstance(case, dict) and "assert" in case:
-      case = case["assert"]
-    if isinstance(case, str):
-      try:
-        compile(case, "<test>", "exec")  # the dataset's code, not the model's
-      except (SyntaxError, ValueError) as e:
-        raise ValueError(f"test {i} is not valid Python: {e}") from None
-      cases.append(("assert", case))
-    elif (isinstance(case, dict) and isinstance(case.get("input"), str)
-          and isinstance(case.get("output"), str)):
-      cases.append(("io", case["input"], case["output"]))
-    else:
-      raise ValueError(f"test {i} is {str(case)[:80]!r}: use {{'input': str, 'output': str}}"
-                       " or an assert string")
-  return cases
+  inner = _fenced_blocks(answer)
+  return inner[-1][1] if inner else answer.strip()
 
 
 def _normalise(text: str) -> str:
@@ -437,13 +181,14 @@ def _check_limits(timeout, memory_mb, output_bytes) -> None:
 
 def run_program(code: str, *, stdin: str = "", test: str | None = None,
                 timeout: float = DEFAULT_TIMEOUT_S, memory_mb: int = DEFAULT_MEMORY_MB,
-                output_bytes: int = DEFAULT_OUTPUT_BYTES, _audit_hook: bool = True
-                ) -> ExecResult:
-  """Runs `code` with `stdin`, then `test` (assert-style) in its globals, in the sandbox.
+                output_bytes: int = DEFAULT_OUTPUT_BYTES, allow_unsandboxed: bool = False,
+                _audit_hook: bool = True) -> ExecResult:
+  """Runs `code` with `stdin`, then the calls of `test` (asserts, parsed by the caller and
+  judged on the returned values), in the sandbox.
 
   timeout: wall-clock seconds (plus a fixed 0.5 s for start-up); memory_mb: address space;
-  output_bytes: cap on stdout and on stderr (and on any file written). `_audit_hook=False`
-  turns layer 3 off, for testing the other layers only.
+  output_bytes: cap on stdout, on stderr and on the calls' results. `_audit_hook=False`
+  turns the interpreter layer off, for testing the kernel's layers alone.
   """
   for name, value in (("code", code), ("stdin", stdin)):
     if not isinstance(value, str):
@@ -451,34 +196,81 @@ def run_program(code: str, *, stdin: str = "", test: str | None = None,
   if test is not None and not isinstance(test, str):
     raise TypeError(f"test must be a str or None, got {type(test).__name__}")
   _check_limits(timeout, memory_mb, output_bytes)
-  isolate = sandbox_layers()["namespaces"]
-  return _execute(code, stdin, test, timeout, memory_mb, output_bytes, isolate, _audit_hook)
+  case = parse_tests([test])[0] if test is not None else IoCase(stdin, "")
+  limits = {"timeout": timeout, "memory_mb": memory_mb, "output_bytes": output_bytes}
+  return _run_case(code, case, limits, allow_unsandboxed, _audit_hook)
 
 
-def _execute(code, stdin, test, timeout, memory_mb, output_bytes, isolate, audit
-             ) -> ExecResult:
-  nonce = os.urandom(16).hex()
-  root = tempfile.mkdtemp(prefix=_TAG + "-")
+def _run_case(code: str, case: Case, limits: dict, allow_unsandboxed: bool,
+              audit: bool = True) -> ExecResult:
+  isolate = _use_namespaces()
+  layers = sandbox_layers()
+  if not layers["contained"] and not allow_unsandboxed:
+    raise SandboxError(
+        "this machine gives the code sandbox neither namespaces nor Landlock with seccomp "
+        f"(sandbox_layers(): {layers}); programs would run nearly unconfined. To accept "
+        "that risk, set config.rl.allow_unsandboxed_code=True (make_code_reward("
+        "allow_unsandboxed=True))")
+  return _execute(code, case, isolate=isolate, audit=audit, landlock=layers["landlock_abi"],
+                  seccomp=layers["seccomp"], **limits)
+
+
+@dataclasses.dataclass(frozen=True)
+class _System:
+  read: list[str]  # bound read-only into the new root; Landlock's readable paths
+  hide: list[str]  # an empty directory over each, in the new root (site-packages)
+  python: str  # the interpreter the runner execs
+
+
+def _system() -> _System:
+  read = [p for p in ("/usr", "/bin", "/lib", "/lib32", "/lib64", "/libx32",
+                      "/etc/ld.so.cache", "/etc/localtime") if os.path.lexists(p)]
+  python = os.path.realpath(sys.executable)
+  for extra in (os.path.realpath(sys.base_prefix), os.path.dirname(python)):
+    if not any(extra == p or extra.startswith(p + "/") for p in read):
+      read.append(extra)
+  purelib = sysconfig.get_path("purelib", vars={"base": sys.base_prefix})
+  return _System(read, [purelib] if os.path.isdir(purelib) else [], python)
+
+
+def _use_namespaces() -> bool:
+  return os.environ.get(NAMESPACES_ENV, "1") != "0"
+
+
+def _execute(code: str, case: Case, *, timeout, memory_mb, output_bytes, isolate: bool,
+             audit: bool, landlock: int, seccomp: bool) -> ExecResult:
+  calls = [c.call_spec() for c in case.checks] if isinstance(case, CallCase) else None
+  stdin = case.stdin if isinstance(case, IoCase) else ""
+  system = _system()
+  root = tempfile.mkdtemp(prefix=sandbox.TAG + "-")
   try:
-    box = os.path.join(root, "box")
-    os.mkdir(box)
-    path = {k: os.path.join(root, k) for k in ("job", "in", "out", "err", "done", "setup")}
+    path = {k: os.path.join(root, k) for k in ("job", "in", "out", "err", "result", "setup")}
+    if isolate:
+      os.mkdir(os.path.join(root, "fs"))
+      box = sandbox.BOX_INSIDE
+    else:
+      box = os.path.join(root, "box")
+      os.mkdir(box, 0o700)
     with open(path["job"], "w", encoding="utf-8") as f:
-      json.dump({"code": code, "test": test, "nonce": nonce}, f)
+      json.dump({"code": code, "calls": calls}, f)
     with open(path["in"], "w", encoding="utf-8") as f:
       f.write(stdin)
     fds = [os.open(path["job"], os.O_RDONLY)]
-    os.unlink(path["job"])  # the token now lives only behind this descriptor
-    fds += [os.open(path[k], os.O_WRONLY | os.O_CREAT, 0o600) for k in ("done", "setup")]
-    cfg = {"box": box, "job_fd": fds[0], "done_fd": fds[1], "setup_fd": fds[2],
-           "isolate": isolate, "audit": audit, "cpu_s": int(timeout) + 1,
-           "memory": memory_mb << 20, "fsize": output_bytes + 1}
+    os.unlink(path["job"])
+    fds += [os.open(path[k], os.O_WRONLY | os.O_CREAT, 0o600) for k in ("result", "setup")]
+    cfg = {"box": box, "root": os.path.join(root, "fs"), "run": root, "job_fd": fds[0],
+           "result_fd": fds[1], "setup_fd": fds[2], "isolate": isolate, "audit": audit,
+           "landlock": landlock, "seccomp": seccomp,
+           "deny_signals": not isolate and landlock < 6,
+           "read": system.read, "hide": system.hide, "devices": _DEVICES,
+           "python": system.python, "cpu_s": int(timeout) + 1, "memory": memory_mb << 20,
+           "fsize": output_bytes + 1}
     with open(path["in"], "rb") as fin, open(path["out"], "wb") as fout, \
          open(path["err"], "wb") as ferr:
       try:
         proc = subprocess.Popen(
-            [sys.executable, "-I", "-S", os.path.abspath(__file__), _TAG, json.dumps(cfg)],
-            stdin=fin, stdout=fout, stderr=ferr, cwd=box, pass_fds=fds,
+            [sys.executable, "-I", "-S", sandbox.__file__, sandbox.TAG, json.dumps(cfg)],
+            stdin=fin, stdout=fout, stderr=ferr, cwd=root, pass_fds=fds,
             env={"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8", "HOME": box},
             start_new_session=True)
       finally:
@@ -490,21 +282,37 @@ def _execute(code, stdin, test, timeout, memory_mb, output_bytes, isolate, audit
         raise SandboxError(f"could not set up the sandbox: {setup_error}")
     stdout, cut_out = _read_capped(path["out"], output_bytes)
     stderr, cut_err = _read_capped(path["err"], output_bytes)
-    with open(path["done"], "rb") as f:
-      completed = f.read(len(nonce) + 1) == nonce.encode()
+    results, cut_res = _read_capped(path["result"], output_bytes)
   finally:
     shutil.rmtree(root, ignore_errors=True)
   rc = proc.returncode  # the launcher's: it exits 128 + N when signal N ended the runner
   rc = rc if rc <= 128 else 128 - rc
+  checks: tuple[str, ...] = ()
   if timed_out or rc in (-signal.SIGKILL, -signal.SIGXCPU):  # SIGKILL: RLIMIT_CPU's hard cap
     status = "timeout"
-  elif cut_out or cut_err or rc == _EXIT_MEMORY:
+  elif cut_out or cut_err or cut_res or rc == sandbox.EXIT_MEMORY:
     status = "limit"
-  elif rc == _EXIT_WRONG and test is not None:
-    status = "wrong"
+  elif rc != 0:
+    status = "crash"
+  elif calls is None:
+    status = "ok"
   else:
-    status = "ok" if rc == 0 and completed else "crash"
-  return ExecResult(status, stdout, stderr, rc, duration, cut_out or cut_err)
+    checks = _verdicts(case.checks, results)
+    status = next((s for s in ("crash", "wrong") if s in checks), "ok")
+  return ExecResult(status, stdout, stderr, rc, duration, cut_out or cut_err, checks)
+
+
+def _verdicts(checks, results: str) -> tuple[str, ...]:
+  """Each check's verdict on the runner's records; a missing or malformed record is a
+  crash (the program ended the run before that call)."""
+  try:
+    records = json.loads(results)
+  except (ValueError, RecursionError):
+    records = []
+  if not isinstance(records, list):
+    records = []
+  return tuple(judge(check, records[i]) if i < len(records) else "crash"
+               for i, check in enumerate(checks))
 
 
 def _wait_then_kill_group(proc: subprocess.Popen, limit: float) -> tuple[bool, float]:
@@ -544,8 +352,10 @@ def _read_capped(path: str, cap: int) -> tuple[str, bool]:
 
 def check_code(code: str, tests, *, timeout: float = DEFAULT_TIMEOUT_S,
                memory_mb: int = DEFAULT_MEMORY_MB, output_bytes: int = DEFAULT_OUTPUT_BYTES,
-               skip_after_timeout: bool = True) -> CodeResult:
-  """Runs `code` on every case of `tests` (see parse_tests), one sandbox each.
+               skip_after_timeout: bool = True, allow_unsandboxed: bool = False,
+               _audit_hook: bool = True) -> CodeResult:
+  """Runs `code` on every case of `tests` (see code_cases.parse_tests), a fresh sandbox
+  each.
 
   After a case times out the rest count as timed out without running
   (`skip_after_timeout`): a program too slow for one case is usually too slow for all,
@@ -555,30 +365,33 @@ def check_code(code: str, tests, *, timeout: float = DEFAULT_TIMEOUT_S,
     raise TypeError(f"code must be a str, got {type(code).__name__}")
   _check_limits(timeout, memory_mb, output_bytes)
   limits = {"timeout": timeout, "memory_mb": memory_mb, "output_bytes": output_bytes}
-  return _check_cases(code, parse_tests(tests), limits, skip_after_timeout)
+  return _check_cases(code, parse_tests(tests), limits, skip_after_timeout,
+                      allow_unsandboxed, _audit_hook)
 
 
-def _check_cases(code: str, cases: list[tuple], limits: dict, skip_after_timeout: bool = True
-                 ) -> CodeResult:
+def _check_cases(code: str, cases: list[Case], limits: dict, skip_after_timeout: bool = True,
+                 allow_unsandboxed: bool = False, audit: bool = True) -> CodeResult:
   statuses = []
   for case in cases:
     if skip_after_timeout and "timeout" in statuses:
       statuses.append("timeout")
-    elif case[0] == "io":
-      r = run_program(code, stdin=case[1], **limits)
-      right = _normalise(r.stdout) == _normalise(case[2])
-      statuses.append(r.status if r.status != "ok" else "ok" if right else "wrong")
+      continue
+    r = _run_case(code, case, limits, allow_unsandboxed, audit)
+    if isinstance(case, IoCase) and r.status == "ok":
+      statuses.append("ok" if _normalise(r.stdout) == _normalise(case.expected) else "wrong")
     else:
-      statuses.append(run_program(code, test=case[1], **limits).status)
+      statuses.append(r.status)
   failed = [s for s in statuses if s != "ok"]
   return CodeResult(statuses.count("ok") / len(statuses), failed[0] if failed else "ok",
                     tuple(statuses))
 
 
 def make_code_reward(*, timeout: float = DEFAULT_TIMEOUT_S,
-                     memory_mb: int = DEFAULT_MEMORY_MB, max_workers: int | None = None):
+                     memory_mb: int = DEFAULT_MEMORY_MB, max_workers: int | None = None,
+                     allow_unsandboxed: bool = False):
   """A code reward with these limits, running up to max_workers sandboxes at once
-  (default min(8, CPU count))."""
+  (default min(8, CPU count)). allow_unsandboxed: run even where sandbox_layers() says
+  programs would not be contained (config.rl.allow_unsandboxed_code)."""
   _check_limits(timeout, memory_mb, DEFAULT_OUTPUT_BYTES)
   limits = {"timeout": timeout, "memory_mb": memory_mb, "output_bytes": DEFAULT_OUTPUT_BYTES}
   workers = max_workers or min(8, os.cpu_count() or 1)
@@ -592,9 +405,11 @@ def make_code_reward(*, timeout: float = DEFAULT_TIMEOUT_S,
 
     def one(completion, case_list):
       code = extract_code(completion)
-      return 0.0 if code is None else _check_cases(code, case_list, limits).fraction_passed
+      if code is None:
+        return 0.0
+      return _check_cases(code, case_list, limits, True, allow_unsandboxed).fraction_passed
 
-    import concurrent.futures  # here: the launcher runs this file and must start fast
+    import concurrent.futures
     with concurrent.futures.ThreadPoolExecutor(workers) as pool:
       return list(pool.map(one, completions, cases))
 
@@ -607,43 +422,74 @@ code_reward = make_code_reward()
 # ---------------------------------------------------------------- which layers are active
 
 _PROBE = """
-import errno, json, os, socket
-layers = {"pid_namespace": os.getpid() == 1}
-try:
-  socket.create_connection(("127.0.0.1", 9), timeout=1).close()
-  layers["network_namespace"] = False
-except OSError as e:
-  layers["network_namespace"] = e.errno == errno.ENETUNREACH
-try:
-  open("../probe", "w").close()  # the sandbox's own temporary directory, outside the box
-  layers["readonly_filesystem"] = False
-except OSError as e:
-  layers["readonly_filesystem"] = e.errno == errno.EROFS
+import errno, json, os, sys
+info = json.loads(sys.stdin.read())
+layers = {"pid_namespace": os.getpid() == 2 and os.getppid() == 1}
+with open("/proc/self/net/dev") as f:
+  layers["network_namespace"] = [l.split(":")[0].strip() for l in f.readlines()[2:]] == ["lo"]
+layers["ipc_namespace"] = os.readlink("/proc/self/ns/ipc") != info["ipc"]
+def refused(fn, *args):
+  try:
+    fn(*args)
+    return False
+  except OSError:
+    return True
+layers["caller_files_hidden"] = refused(os.listdir, info["caller"])
+layers["writes_confined"] = refused(open, os.path.join(info["outside"], "probe"), "w")
+layers["landlock"] = refused(os.listdir, "/etc")
 with open("/proc/self/status") as f:
-  caps = [line.split()[1] for line in f if line.startswith(("CapEff", "CapPrm", "CapBnd"))]
-layers["capabilities_dropped"] = all(int(c, 16) == 0 for c in caps)
+  status = dict(line.split(":", 1) for line in f if ":" in line)
+layers["capabilities_dropped"] = all(int(status[k], 16) == 0 for k in ("CapEff", "CapPrm", "CapBnd"))
+layers["seccomp"] = status["Seccomp"].strip() == "2"
 print(json.dumps(layers))
 """
-_LAYERS: dict[str, bool] = {}
+_LAYERS: dict[bool, dict] = {}
 _LAYERS_LOCK = threading.Lock()
 
 
-def sandbox_layers() -> dict[str, bool]:
-  """Which containment layers runs get on this machine, measured once from inside a run.
+def sandbox_layers() -> dict:
+  """Which containment layers runs get on this machine (in the mode that
+  R1JAX_SANDBOX_NAMESPACES selects), measured once from inside a run.
 
-  namespaces: the launcher built layer 2; pid_namespace, network_namespace,
-  readonly_filesystem, capabilities_dropped: its parts, as the program sees them;
-  nproc_limit: RLIMIT_NPROC is enforced (not as root); audit_hook: layer 3.
+  namespaces: layer 2 was built; pid_namespace, network_namespace, ipc_namespace: its
+  parts as the program sees them; caller_files_hidden (the r1jax package cannot be
+  listed), writes_confined (a directory of the caller's made writable to all cannot be
+  written), capabilities_dropped, landlock (its reads are limited) with landlock_abi, seccomp;
+  audit_hook; contained: namespaces or Landlock with seccomp, everything the run needs.
   """
+  isolate = _use_namespaces()
   with _LAYERS_LOCK:
-    if not _LAYERS:
-      args = ("", None, 10.0, DEFAULT_MEMORY_MB, 1 << 16)
-      try:
-        r, isolated = _execute(_PROBE, *args, isolate=True, audit=False), True
-      except SandboxError:
-        r, isolated = _execute(_PROBE, *args, isolate=False, audit=False), False
-      if r.status != "ok":
-        raise SandboxError(f"the sandbox probe failed ({r.status}): {r.stderr[-2000:]}")
-      _LAYERS.update(json.loads(r.stdout), namespaces=isolated,
-                     nproc_limit=os.geteuid() != 0, audit_hook=True)
-    return dict(_LAYERS)
+    if isolate not in _LAYERS:
+      _LAYERS[isolate] = _probe(isolate)
+    return dict(_LAYERS[isolate])
+
+
+def _probe(isolate: bool) -> dict:
+  abi = sandbox.landlock_abi()
+  seccomp = sandbox.seccomp_arch() is not None
+  outside = tempfile.mkdtemp(prefix=sandbox.TAG + "-probe-")
+  try:
+    os.chmod(outside, 0o777)
+    info = {"ipc": os.readlink("/proc/self/ns/ipc"), "outside": outside,
+            "caller": os.path.dirname(os.path.abspath(__file__))}
+    limits = {"timeout": 10.0, "memory_mb": DEFAULT_MEMORY_MB, "output_bytes": 1 << 16}
+    run = lambda ns: _execute(_PROBE, IoCase(json.dumps(info), ""), isolate=ns, audit=False,  # noqa: E731
+                              landlock=abi, seccomp=seccomp, **limits)
+    try:
+      r, isolated = run(isolate), isolate
+    except SandboxError:
+      if not isolate:
+        raise
+      r, isolated = run(False), False  # no namespaces on this machine
+  finally:
+    shutil.rmtree(outside, ignore_errors=True)
+  if r.status != "ok":
+    raise SandboxError(f"the sandbox probe failed ({r.status}): {r.stderr[-2000:]}")
+  layers = json.loads(r.stdout)
+  ns_parts = ("pid_namespace", "network_namespace", "ipc_namespace", "caller_files_hidden",
+              "writes_confined")
+  contained = (isolated and all(layers[k] for k in ns_parts)) or (
+      layers["landlock"] and layers["seccomp"] and layers["caller_files_hidden"]
+      and layers["writes_confined"])
+  return dict(layers, namespaces=isolated, landlock_abi=abi, audit_hook=True,
+              contained=bool(contained and layers["capabilities_dropped"]))

@@ -59,6 +59,7 @@ import ml_collections
 import numpy as np
 
 from r1jax import rewards as rewards_lib
+from r1jax.rewards import code as code_lib, code_cases
 from r1jax.data.datasets import MixtureIterator, PromptIterator, load_prompts
 from r1jax.data.templates import PromptFormat, prompt_format
 from r1jax.losses import grpo
@@ -89,10 +90,34 @@ def _checked_rewards(key: str, specs, reward_fns, *record_sets: list[dict]) -> d
   (the refs are every field but the question), errors prefixed by the config `key`."""
   firsts = [set(records[0]) - {"question"} for records in record_sets if records]
   try:
-    return rewards_lib.check_specs(dict(specs), reward_fns,
-                                   fields=set.intersection(*firsts) if firsts else None)
+    checked = rewards_lib.check_specs(dict(specs), reward_fns,
+                                      fields=set.intersection(*firsts) if firsts else None)
+    if "code" in checked:  # every problem's tests parse (asserts the caller can judge)
+      for records in record_sets:
+        for i, record in enumerate(records):
+          try:
+            code_cases.parse_tests(record["tests"])
+          except ValueError as e:
+            raise ValueError(f"the tests of record {i} ({record['question'][:60]!r}): {e}"
+                             ) from None
+    return checked
   except ValueError as e:
     raise ValueError(f"{key}: {e}") from None
+
+
+def _code_reward(rl: ml_collections.ConfigDict):
+  """The code reward for this run, after saying which sandbox layers this machine gives;
+  refused where programs would not be contained, unless rl.allow_unsandboxed_code."""
+  allow = bool(rl.get("allow_unsandboxed_code", False))
+  layers = code_lib.sandbox_layers()
+  active = ", ".join(k for k, v in layers.items() if v is True) or "none"
+  logging.info("code reward sandbox: %s (landlock ABI %d)", active, layers["landlock_abi"])
+  if not layers["contained"] and not allow:
+    raise ValueError("config.rl.rewards uses 'code', but this machine gives the code sandbox "
+                     f"neither namespaces nor Landlock with seccomp ({layers}); set "
+                     "config.rl.allow_unsandboxed_code=True to accept running the policy's "
+                     "programs nearly unconfined")
+  return code_lib.make_code_reward(allow_unsandboxed=allow)
 
 
 def _format(key: str, template: str, tokenizer, record: dict, instruction: str) -> PromptFormat:
@@ -254,6 +279,8 @@ class GRPOStage(Stage):
     ckpt_lib.check_init_from(config.get("init_from", ""))  # before loading rewards
     self.reward_fns = rewards_lib.load_reward_models(rl.get("reward_models", {}))
     self.sources = load_sources(config, self.reward_fns, tokenizer)
+    if any("code" in src.rewards for src in self.sources.values()):
+      self.reward_fns = {**self.reward_fns, "code": _code_reward(rl)}
     self.max_prompt_len = rl.get("max_prompt_len", 0)
     self.long_prompts = rl.get("long_prompts", "skip")
     if self.long_prompts not in LONG_PROMPTS:

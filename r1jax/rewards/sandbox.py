@@ -1,0 +1,573 @@
+"""The code sandbox's own processes: a launcher, an init and the runner that holds the program.
+
+This file is run as a script, never imported into them: `python -I -S sandbox.py TAG CONFIG`
+starts the launcher, `python -I -S sandbox.py RUNNER_TAG CONFIG` the runner. The caller's
+side (r1jax.rewards.code) imports it for the constants, `encode`/`decode` and the layer
+checks. Standard library only; ctypes only in the launcher, before the runner's exec.
+
+    caller ── A launcher (own session; SIGKILLed with its group afterwards)
+                 │  with namespaces: unshare user/mount/PID/net/IPC/UTS, pivot into a new root
+                 └─ I init, PID 1 of the new PID namespace (trusted; dies with A)
+                      └─ B runner: limits, no capabilities, Landlock,
+                           seccomp, then exec of a fresh interpreter that runs the program
+    Without namespaces B is A's child and I does not exist.
+
+Why nothing outlives a run: with namespaces, I is the namespace's init and stays in A's
+process group, so the caller's group kill takes I, and the kernel then kills every process
+of the namespace, whatever it did to its session, signals or death signal. Without them,
+the seccomp filter refuses fork, setsid and setpgid, so B stays alone in A's group.
+
+What the runner sends back is data only: the program's stdout (stdin/stdout tests) or the
+JSON of what each tested call returned (`encode`: None, bool, int, float, str and lists,
+tuples, sets and dicts of those, by exact type). Expected values never enter the sandbox,
+so the program cannot read them, and no value it sends can be a pass unless it is right.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import resource
+import signal
+import sys
+
+TAG = "r1jax-sandbox"  # the launcher's argv[1], and the prefix of each run's directory
+RUNNER_TAG = "r1jax-sandbox-runner"
+EXIT_MEMORY = 3  # the runner's exit code after a MemoryError
+EXIT_SETUP_FAILED = 125  # the launcher's, when it could not build the sandbox
+BOX_INSIDE = "/tmp"  # the program's working directory, with namespaces
+_BOX_MB, _MAX_FILES = 32, 64  # tmpfs size, RLIMIT_NOFILE
+_MAX_DEPTH = 64  # nesting depth of values that encode() accepts
+
+# ------------------------------------------------------------------------- plain data
+
+
+def encode(value, depth: int = 0):
+  """`value` as JSON-able data, tuples/sets/dicts tagged: {"t": [...]}, {"s": [...]},
+  {"d": [[key, value], ...]}. Raises TypeError for anything but the exact plain types (a
+  subclass of int, an object with its own __eq__) and ValueError past _MAX_DEPTH."""
+  kind = type(value)
+  if value is None or kind is bool or kind is int or kind is float or kind is str:
+    return value
+  if depth >= _MAX_DEPTH:
+    raise ValueError("nested too deeply")
+  if kind is list:
+    return [encode(v, depth + 1) for v in value]
+  if kind is tuple:
+    return {"t": [encode(v, depth + 1) for v in value]}
+  if kind is set or kind is frozenset:
+    return {"s": [encode(v, depth + 1) for v in value]}
+  if kind is dict:
+    return {"d": [[encode(k, depth + 1), encode(v, depth + 1)] for k, v in value.items()]}
+  raise TypeError(f"{kind.__name__} is not plain data")
+
+
+def decode(data):
+  """The inverse of `encode` (sets come back as frozensets); ValueError if malformed."""
+  if isinstance(data, list):
+    return [decode(v) for v in data]
+  if isinstance(data, dict):
+    if len(data) != 1:
+      raise ValueError(f"not an encoded value: {str(data)[:80]}")
+    (tag, items), = data.items()
+    if not isinstance(items, list):
+      raise ValueError(f"not an encoded value: {str(data)[:80]}")
+    if tag == "t":
+      return tuple(decode(v) for v in items)
+    if tag == "s":
+      return frozenset(decode(v) for v in items)
+    if tag == "d" and all(isinstance(kv, list) and len(kv) == 2 for kv in items):
+      return {decode(k): decode(v) for k, v in items}
+    raise ValueError(f"not an encoded value: {str(data)[:80]}")
+  return data
+
+
+# ------------------------------------------------------------------------ kernel layers
+
+_CLONE_NEWNS, _CLONE_NEWUTS, _CLONE_NEWIPC = 0x20000, 0x4000000, 0x8000000
+_CLONE_NEWUSER, _CLONE_NEWPID, _CLONE_NEWNET = 0x10000000, 0x20000000, 0x40000000
+_CLONE_NEWCGROUP, _CLONE_THREAD = 0x2000000, 0x10000
+_MS_RDONLY, _MS_NOSUID, _MS_NODEV, _MS_NOEXEC = 1, 2, 4, 8
+_MS_REMOUNT, _MS_BIND, _MS_REC, _MS_PRIVATE = 32, 4096, 16384, 1 << 18
+_MNT_DETACH = 2
+# Flags a read-only remount keeps: in a user namespace it may not clear them.
+_MOUNT_OPTS = {"nosuid": 2, "nodev": 4, "noexec": 8, "noatime": 1024, "nodiratime": 2048,
+               "relatime": 1 << 21, "strictatime": 1 << 24}
+_PR_SET_PDEATHSIG, _PR_SET_DUMPABLE, _PR_CAPBSET_DROP, _PR_SET_SECUREBITS = 1, 4, 24, 28
+_PR_SET_NO_NEW_PRIVS, _PR_CAP_AMBIENT, _PR_CAP_AMBIENT_CLEAR_ALL = 38, 47, 4
+_PR_SET_SECCOMP, _SECCOMP_MODE_FILTER = 22, 2
+_SECBITS_LOCKED_NOROOT = 0xC3  # NOROOT, NO_CAP_AMBIENT_RAISE, both locked
+
+# Per-architecture syscall numbers: (audit arch, {name: number}). Unknown architectures get
+# no seccomp filter (sandbox_layers() says so).
+_SYSCALLS = {
+    "x86_64": (0xC000003E, dict(
+        fork=57, vfork=58, clone=56, clone3=435, setsid=112, setpgid=109, ptrace=101,
+        process_vm_readv=310, process_vm_writev=311, socket=41, fcntl=72,
+        shmget=29, shmat=30, shmctl=31, semget=64, semop=65, semctl=66, semtimedop=220,
+        msgget=68, msgsnd=69, msgrcv=70, msgctl=71, mq_open=240, mq_unlink=241,
+        mq_timedsend=242, mq_timedreceive=243, mq_notify=244, mq_getsetattr=245,
+        unshare=272, setns=308, mount=165, umount2=166, pivot_root=155, chroot=161,
+        bpf=321, perf_event_open=298, userfaultfd=323, keyctl=250, add_key=248,
+        request_key=249, io_uring_setup=425, io_uring_enter=426, io_uring_register=427,
+        kcmp=312, pidfd_getfd=438, open_by_handle_at=304, name_to_handle_at=303,
+        fanotify_init=300, kill=62, tkill=200, tgkill=234, rt_sigqueueinfo=129,
+        rt_tgsigqueueinfo=297, pidfd_send_signal=424, setpriority=141, sched_setparam=142,
+        sched_setscheduler=144, sched_setaffinity=203, sched_setattr=314, ioprio_set=251,
+        prlimit64=302, migrate_pages=256, move_pages=279, process_madvise=440,
+        process_mrelease=448)),
+    "aarch64": (0xC00000B7, dict(
+        clone=220, clone3=435, setsid=157, setpgid=154, ptrace=117,
+        process_vm_readv=270, process_vm_writev=271, socket=198, fcntl=25,
+        shmget=194, shmat=196, shmctl=195, semget=190, semop=193, semctl=191,
+        semtimedop=192, msgget=186, msgsnd=189, msgrcv=188, msgctl=187, mq_open=180,
+        mq_unlink=181, mq_timedsend=182, mq_timedreceive=183, mq_notify=184,
+        mq_getsetattr=185, unshare=97, setns=268, mount=40, umount2=39, pivot_root=41,
+        chroot=51, bpf=280, perf_event_open=241, userfaultfd=282, keyctl=219, add_key=217,
+        request_key=218, io_uring_setup=425, io_uring_enter=426, io_uring_register=427,
+        kcmp=272, pidfd_getfd=438, open_by_handle_at=265, name_to_handle_at=264,
+        fanotify_init=262, kill=129, tkill=130, tgkill=131, rt_sigqueueinfo=138,
+        rt_tgsigqueueinfo=240, pidfd_send_signal=424, setpriority=140, sched_setparam=118,
+        sched_setscheduler=119, sched_setaffinity=122, sched_setattr=274, ioprio_set=30,
+        prlimit64=261, migrate_pages=238, move_pages=239, process_madvise=440,
+        process_mrelease=448)),
+}
+# Refused outright: new processes (threads are clones with CLONE_THREAD, checked apart),
+# leaving the process group, reading or steering other processes (memory, priority,
+# scheduling, pages), every socket (socketpair stays), SysV and POSIX message IPC (objects
+# that would outlive the run), namespaces and mounts, and kernel interfaces no test
+# program needs. prlimit64 and sched_setaffinity only on the program itself (pid 0).
+_DENIED = ("fork", "vfork", "setsid", "setpgid", "ptrace", "process_vm_readv",
+           "process_vm_writev", "socket", "shmget", "shmat", "shmctl", "semget", "semop",
+           "semctl", "semtimedop", "msgget", "msgsnd", "msgrcv", "msgctl", "mq_open",
+           "mq_unlink", "mq_timedsend", "mq_timedreceive", "mq_notify", "mq_getsetattr",
+           "unshare", "setns", "mount", "umount2", "pivot_root", "chroot", "bpf",
+           "perf_event_open", "userfaultfd", "keyctl", "add_key", "request_key",
+           "io_uring_setup", "io_uring_enter", "io_uring_register", "kcmp", "pidfd_getfd",
+           "open_by_handle_at", "name_to_handle_at", "fanotify_init", "setpriority",
+           "sched_setparam", "sched_setscheduler", "sched_setattr", "ioprio_set",
+           "migrate_pages", "move_pages", "process_madvise", "process_mrelease")
+_SELF_ONLY = ("prlimit64", "sched_setaffinity")  # their first argument, a pid, must be 0
+# Refused where neither a PID namespace nor Landlock's signal scope keeps signals inside.
+_SIGNALS = ("kill", "tkill", "tgkill", "rt_sigqueueinfo", "rt_tgsigqueueinfo",
+            "pidfd_send_signal")
+_F_SETOWN, _F_SETOWN_EX, _F_SETSIG = 8, 15, 10  # fcntl commands that aim SIGIO elsewhere
+_NAMESPACE_FLAGS = (_CLONE_NEWNS | _CLONE_NEWUTS | _CLONE_NEWIPC | _CLONE_NEWUSER
+                    | _CLONE_NEWPID | _CLONE_NEWNET | _CLONE_NEWCGROUP)
+
+
+def seccomp_arch():
+  """(audit arch, syscall table) of this machine, or None where the filter is unknown."""
+  return _SYSCALLS.get(os.uname().machine)
+
+
+def _seccomp_program(deny_signals: bool) -> bytes:
+  """The classic-BPF filter: errno EPERM for the refused calls (ENOSYS for clone3, so libc
+  falls back to clone, whose flags a filter can read), allow the rest."""
+  import struct
+  arch, nr = seccomp_arch()
+  ld, jeq, jset, ret = 0x20, 0x15, 0x45, 0x06  # BPF_LD|W|ABS, JMP|JEQ|K, JMP|JSET|K, RET|K
+  allow, eperm, enosys, kill = 0x7FFF0000, 0x00050001, 0x00050026, 0x80000000
+  denied = [nr[n] for n in _DENIED if n in nr]
+  if deny_signals:
+    denied += [nr[n] for n in _SIGNALS]
+  prog = [(ld, 0, 0, 4), (jeq, 1, 0, arch), (ret, 0, 0, kill), (ld, 0, 0, 0)]
+  if arch == 0xC000003E:  # x32 system calls on x86_64: refuse them all
+    prog += [(0x35, 0, 1, 0x40000000), (ret, 0, 0, eperm)]  # JMP|JGE|K
+  for number in denied:
+    prog += [(jeq, 0, 1, number), (ret, 0, 0, eperm)]
+  prog += [(jeq, 0, 1, nr["clone3"]), (ret, 0, 0, enosys)]
+  # clone: threads only, no namespaces (arg 0 holds the flags; low 32 bits at offset 16)
+  prog += [(jeq, 0, 6, nr["clone"]), (ld, 0, 0, 16), (jset, 3, 0, _NAMESPACE_FLAGS),
+           (jset, 1, 0, _CLONE_THREAD), (ret, 0, 0, eperm), (ret, 0, 0, allow),
+           (ret, 0, 0, eperm)]
+  for name in _SELF_ONLY:
+    prog += [(jeq, 0, 4, nr[name]), (ld, 0, 0, 16), (jeq, 1, 0, 0), (ret, 0, 0, eperm),
+             (ret, 0, 0, allow)]
+  # fcntl(fd, F_SETOWN / F_SETOWN_EX / F_SETSIG): SIGIO could reach a process outside
+  prog += [(jeq, 0, 5, nr["fcntl"]), (ld, 0, 0, 24), (jeq, 2, 0, _F_SETOWN),
+           (jeq, 1, 0, _F_SETOWN_EX), (jeq, 0, 1, _F_SETSIG), (ret, 0, 0, eperm)]
+  prog += [(ret, 0, 0, allow)]
+  return b"".join(struct.pack("=HBBI", *op) for op in prog), len(prog)
+
+
+# Landlock (ABI numbers: the kernel's; this machine's is landlock_abi()).
+_LANDLOCK_CREATE_RULESET, _LANDLOCK_ADD_RULE, _LANDLOCK_RESTRICT_SELF = 444, 445, 446
+_LL_EXECUTE, _LL_WRITE_FILE, _LL_READ_FILE, _LL_READ_DIR = 1, 2, 4, 8
+_LL_MAKE_CHAR, _LL_MAKE_BLOCK = 64, 2048
+_LL_REFER, _LL_TRUNCATE, _LL_IOCTL_DEV = 1 << 13, 1 << 14, 1 << 15
+_LL_FILE_RIGHTS = _LL_EXECUTE | _LL_WRITE_FILE | _LL_READ_FILE | _LL_TRUNCATE | _LL_IOCTL_DEV
+_LL_SCOPE_ABSTRACT_UNIX, _LL_SCOPE_SIGNAL = 1, 2
+_LL_NET_BIND_TCP, _LL_NET_CONNECT_TCP = 1, 2
+
+
+def landlock_abi() -> int:
+  """This kernel's Landlock ABI version, 0 where Landlock is off or unknown."""
+  import ctypes
+  libc = ctypes.CDLL(None, use_errno=True)
+  libc.syscall.restype = ctypes.c_long
+  version = libc.syscall(ctypes.c_long(_LANDLOCK_CREATE_RULESET), None, ctypes.c_size_t(0),
+                         ctypes.c_uint32(1))  # LANDLOCK_CREATE_RULESET_VERSION
+  return max(0, version)
+
+
+def _landlock(libc, abi: int, read: list[str], write: list[str]) -> None:
+  """Restricts this process and its future children: read (and execute) `read`, read and
+  write `write`, nothing else; TCP, abstract Unix sockets and signals outside refused
+  (as far as the ABI goes)."""
+  import ctypes
+  import struct
+  handled = (1 << 13) - 1
+  handled |= _LL_REFER if abi >= 2 else 0
+  handled |= _LL_TRUNCATE if abi >= 3 else 0
+  handled |= _LL_IOCTL_DEV if abi >= 5 else 0
+  net = _LL_NET_BIND_TCP | _LL_NET_CONNECT_TCP if abi >= 4 else 0
+  scoped = _LL_SCOPE_ABSTRACT_UNIX | _LL_SCOPE_SIGNAL if abi >= 6 else 0
+  attr = struct.pack("=QQQ", handled, net, scoped)[:24 if abi >= 6 else 16 if abi >= 4 else 8]
+  ruleset = libc.syscall(ctypes.c_long(_LANDLOCK_CREATE_RULESET), attr,
+                         ctypes.c_size_t(len(attr)), ctypes.c_uint32(0))
+  if ruleset < 0:
+    raise OSError(ctypes.get_errno(), "landlock_create_ruleset")
+  try:
+    for paths, rights in ((read, _LL_EXECUTE | _LL_READ_FILE | _LL_READ_DIR),
+                          (write, handled & ~(_LL_MAKE_CHAR | _LL_MAKE_BLOCK | _LL_IOCTL_DEV))):
+      for path in paths:
+        try:
+          fd = os.open(path, os.O_PATH | os.O_CLOEXEC)
+        except FileNotFoundError:
+          continue
+        try:
+          allowed = rights if os.path.isdir(path) else rights & _LL_FILE_RIGHTS
+          rule = struct.pack("=Qi", allowed & handled, fd)
+          if libc.syscall(ctypes.c_long(_LANDLOCK_ADD_RULE), ctypes.c_int(ruleset),
+                          ctypes.c_int(1), rule, ctypes.c_uint32(0)) != 0:
+            raise OSError(ctypes.get_errno(), f"landlock_add_rule {path}")
+        finally:
+          os.close(fd)
+    if libc.syscall(ctypes.c_long(_LANDLOCK_RESTRICT_SELF), ctypes.c_int(ruleset),
+                    ctypes.c_uint32(0)) != 0:
+      raise OSError(ctypes.get_errno(), "landlock_restrict_self")
+  finally:
+    os.close(ruleset)
+
+
+# ------------------------------------------------------------------- the launcher (A)
+
+
+def _libc():
+  import ctypes
+  libc = ctypes.CDLL(None, use_errno=True)
+  libc.mount.argtypes = [ctypes.c_char_p] * 3 + [ctypes.c_ulong, ctypes.c_char_p]
+  libc.prctl.argtypes = [ctypes.c_int] + [ctypes.c_ulong] * 4
+  libc.syscall.restype = ctypes.c_long
+
+  def call(name, *args):
+    if getattr(libc, name)(*args) != 0:
+      err = ctypes.get_errno()
+      raise OSError(err, f"{name}{args[:3]}: {os.strerror(err)}")
+
+  return libc, call
+
+
+def _mount_points() -> list[tuple[bytes, int]]:
+  """(mount point, flags to keep) of every mount, from /proc/self/mountinfo."""
+  import re
+  out = []
+  with open("/proc/self/mountinfo", "rb") as f:
+    for line in f:
+      fields = line.split()
+      target = re.sub(rb"\\([0-7]{3})", lambda m: bytes([int(m.group(1), 8)]), fields[4])
+      opts = sum(_MOUNT_OPTS.get(o, 0) for o in fields[5].decode().split(","))
+      out.append((target, opts))
+  return out
+
+
+def _isolate(libc, call, cfg: dict) -> None:
+  """New namespaces; every mount read-only; then a new root holding only cfg["read"] (the
+  system the interpreter needs, bound read-only at their own paths), /dev's harmless
+  devices, an empty /proc for I to mount and a tmpfs box at BOX_INSIDE."""
+  uid, gid = os.getuid(), os.getgid()
+  call("unshare", _CLONE_NEWNS | _CLONE_NEWPID | _CLONE_NEWNET | _CLONE_NEWIPC
+       | _CLONE_NEWUTS | (_CLONE_NEWUSER if uid else 0))
+  if uid:  # root in the new user namespace, still ourselves outside it
+    for name, text in (("setgroups", "deny"), ("uid_map", f"0 {uid} 1"),
+                       ("gid_map", f"0 {gid} 1")):
+      with open(f"/proc/self/{name}", "w") as f:
+        f.write(text)
+  call("mount", None, b"/", None, _MS_REC | _MS_PRIVATE, None)
+  for target, opts in _mount_points():  # bind mounts below copy the read-only flag
+    libc.mount(None, target, None, _MS_REMOUNT | _MS_BIND | _MS_RDONLY | opts, None)
+  new = cfg["root"]
+  call("mount", b"tmpfs", new.encode(), b"tmpfs", _MS_NOSUID | _MS_NODEV,
+       b"size=1m,nr_inodes=1024,mode=0755")
+  for path in cfg["read"] + cfg["devices"]:
+    if not os.path.exists(path):
+      continue
+    target = new + path
+    if os.path.islink(path) and os.path.dirname(path) == "/":  # /lib -> usr/lib
+      os.symlink(os.readlink(path), target)
+      continue
+    if os.path.isdir(path):
+      os.makedirs(target, exist_ok=True)
+    else:
+      os.makedirs(os.path.dirname(target), exist_ok=True)
+      open(target, "w").close()
+    call("mount", path.encode(), target.encode(), None, _MS_BIND | _MS_REC, None)
+  for path in cfg["hide"]:  # an empty read-only directory over each (site-packages)
+    if os.path.isdir(new + path):
+      call("mount", b"tmpfs", (new + path).encode(), b"tmpfs", _MS_RDONLY | _MS_NOSUID
+           | _MS_NODEV, b"size=4k,nr_inodes=1")
+  os.makedirs(new + "/proc")
+  os.makedirs(new + BOX_INSIDE)
+  call("mount", b"tmpfs", (new + BOX_INSIDE).encode(), b"tmpfs", _MS_NOSUID | _MS_NODEV,
+       f"size={_BOX_MB}m,nr_inodes=4096,mode=0700".encode())
+  os.chdir(new)
+  arch = seccomp_arch()
+  pivot = arch[1].get("pivot_root") if arch else None
+  if pivot is not None:  # pivot_root(".", "."), then detach the old root stacked on it
+    call("syscall", pivot, b".", b".")
+    call("umount2", b".", _MNT_DETACH)
+  else:
+    os.chroot(".")
+  os.chdir("/")
+  call("mount", None, b"/", None, _MS_REMOUNT | _MS_BIND | _MS_RDONLY | _MS_NOSUID
+       | _MS_NODEV, None)
+
+
+def _set_limits(cfg: dict) -> None:
+  for res, soft, hard in ((resource.RLIMIT_CPU, cfg["cpu_s"], cfg["cpu_s"] + 1),
+                          (resource.RLIMIT_AS, cfg["memory"], cfg["memory"]),
+                          (resource.RLIMIT_FSIZE, cfg["fsize"], cfg["fsize"]),
+                          (resource.RLIMIT_NOFILE, _MAX_FILES, _MAX_FILES),
+                          (resource.RLIMIT_CORE, 0, 0)):
+    cap = resource.getrlimit(res)[1]
+    if cap != resource.RLIM_INFINITY:
+      soft, hard = min(soft, cap), min(hard, cap)
+    resource.setrlimit(res, (soft, hard))
+
+
+def _become_runner(libc, call, cfg: dict) -> None:
+  """Process B: limits and unprivileges itself, then execs the runner (never returns)."""
+  import ctypes
+  call("prctl", _PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+  os.chdir(cfg["box"])
+  _set_limits(cfg)
+  # No capabilities now or after exec, even as uid 0; each step fails harmlessly where
+  # there is nothing to drop. (The bounding set first: that needs CAP_SETPCAP.)
+  libc.prctl(_PR_SET_SECUREBITS, _SECBITS_LOCKED_NOROOT, 0, 0, 0)
+  for cap in range(64):
+    libc.prctl(_PR_CAPBSET_DROP, cap, 0, 0, 0)
+  libc.prctl(_PR_CAP_AMBIENT, _PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0)
+  libc.capset((ctypes.c_uint32 * 2)(0x20080522, 0), (ctypes.c_uint32 * 6)())
+  call("prctl", _PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0)
+  if cfg["landlock"]:
+    _landlock(libc, cfg["landlock"], cfg["read"] + [f"/proc/{os.getpid()}"],
+              [cfg["box"]] + cfg["devices"])
+  if cfg["seccomp"]:
+    program, length = _seccomp_program(deny_signals=cfg["deny_signals"])
+    code = ctypes.create_string_buffer(program, len(program))
+
+    class Fprog(ctypes.Structure):  # struct sock_fprog
+      _fields_ = [("len", ctypes.c_ushort), ("filter", ctypes.c_void_p)]
+
+    fprog = Fprog(length, ctypes.addressof(code))
+    call("prctl", _PR_SET_SECCOMP, _SECCOMP_MODE_FILTER, ctypes.addressof(fprog), 0, 0)
+  os.set_inheritable(cfg["setup_fd"], False)
+  # "run": the caller's directory for this run, which names the runner's processes
+  runner_cfg = {k: cfg[k] for k in ("job_fd", "result_fd", "audit", "box", "run")}
+  os.execv(cfg["python"], [cfg["python"], "-I", "-S", "-c", cfg["source"], RUNNER_TAG,
+                           json.dumps(runner_cfg)])
+
+
+def _init(libc, call, cfg: dict) -> None:
+  """Process I, PID 1 of the sandbox's PID namespace: mounts its /proc, starts B, reaps
+  orphans, and exits with B's status; its exit kills whatever is left in the namespace."""
+  call("prctl", _PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+  libc.prctl(_PR_SET_DUMPABLE, 0, 0, 0, 0)
+  call("mount", b"proc", b"/proc", b"proc", _MS_NOSUID | _MS_NODEV | _MS_NOEXEC, None)
+  pid = os.fork()
+  if pid == 0:
+    _child(libc, call, cfg)
+  while True:
+    done, status = os.waitpid(-1, 0)
+    if done == pid:
+      os._exit(_exit_code(status))
+
+
+def _child(libc, call, cfg: dict) -> None:
+  try:
+    _become_runner(libc, call, cfg)
+  except BaseException as e:  # noqa: BLE001 - B must never return into A's or I's code
+    _fail(cfg, "runner", e)
+
+
+def _fail(cfg: dict, stage: str, error: BaseException) -> None:
+  os.write(cfg["setup_fd"], f"{stage}: {error!r}".encode())
+  os._exit(EXIT_SETUP_FAILED)
+
+
+def _exit_code(status: int) -> int:
+  code = os.waitstatus_to_exitcode(status)
+  return code if code >= 0 else 128 - code
+
+
+def _launch(cfg: dict) -> None:
+  """Process A."""
+  try:
+    with open(__file__, encoding="utf-8") as f:  # the runner's code: this file, read now,
+      cfg["source"] = f.read()  # as the sandbox cannot see it
+    libc, call = _libc()
+    libc.prctl(_PR_SET_DUMPABLE, 0, 0, 0, 0)
+    if cfg["isolate"]:
+      _isolate(libc, call, cfg)
+  except Exception as e:  # noqa: BLE001 - reported to the caller through setup_fd
+    _fail(cfg, "isolation", e)
+  pid = os.fork()
+  if pid == 0:
+    if cfg["isolate"]:
+      try:
+        _init(libc, call, cfg)
+      except BaseException as e:  # noqa: BLE001
+        _fail(cfg, "init", e)
+    _child(libc, call, cfg)
+  os._exit(_exit_code(os.waitpid(pid, 0)[1]))
+
+
+# ----------------------------------------------------------------- the runner (B, exec'd)
+
+
+def _deny_hook(box: str) -> None:
+  """A PEP 578 audit hook: the in-interpreter layer (r1jax/rewards/code.py). Its state is
+  immutable and all it calls is captured here, so a program that patches builtins, os or
+  posix changes nothing; gc's object walks are refused so that it cannot be found."""
+  import posix
+  deny = frozenset({"os.fork", "os.forkpty", "os.exec", "os.posix_spawn", "os.spawn",
+                    "os.system", "os.startfile", "subprocess.Popen", "os.kill",
+                    "os.killpg", "signal.pthread_kill", "os.symlink", "os.link",
+                    "gc.get_objects", "gc.get_referrers", "gc.get_referents"})
+  paths = frozenset({"os.mkdir", "os.rmdir", "os.remove", "os.rename", "os.chmod",
+                     "os.chown", "os.truncate", "os.utime", "os.setxattr", "os.removexattr",
+                     "os.chflags"})
+  # _posixsubprocess.fork_exec raises no audit event; subinterpreters have no hook
+  modules = frozenset({"ctypes", "_ctypes", "cffi", "_cffi_backend", "_posixsubprocess",
+                       "_xxsubinterpreters", "_xxinterpchannels", "_interpreters",
+                       "_interpchannels", "_interpqueues"})
+  writes = posix.O_WRONLY | posix.O_RDWR | posix.O_CREAT | posix.O_TRUNC | posix.O_APPEND
+  getcwd, stat, fspath, denied = posix.getcwd, posix.stat, posix.fspath, PermissionError
+  str_, bytes_, int_, prefix, own = str, bytes, int, box + "/", str(posix.getpid())
+
+  def resolve(path):
+    """Absolute and lexically normal: sound, as no symlink can be made in the box and the
+    working directory stays the box."""
+    if path.__class__ is not str_ and path.__class__ is not bytes_:
+      path = fspath(path)
+    if path.__class__ is bytes_:
+      path = path.decode("utf-8", "surrogateescape")
+    parts = []
+    for part in (path if path[:1] == "/" else getcwd() + "/" + path).split("/"):
+      if part == "..":
+        if parts:
+          parts.pop()
+      elif part and part != ".":
+        parts.append(part)
+    return "/" + "/".join(parts)
+
+  def inside(path):
+    return path == box or path[:len(prefix)] == prefix or path == "/dev/null"
+
+  def is_dir(path):
+    try:
+      return stat(path).st_mode & 0o170000 == 0o040000
+    except Exception:
+      return False
+
+  def hook(event, args):
+    if event in deny or event[:7] == "socket.":
+      raise denied(f"sandbox: {event} is not allowed")
+    if event == "import" and (args[0].partition(".")[0] in modules or args[0][:5] == "_test"):
+      raise denied(f"sandbox: importing {args[0]} is not allowed")
+    if event == "open" and args[0].__class__ is not int_:  # an int: an open descriptor
+      path = resolve(args[0])
+      if inside(path):
+        return
+      if args[2] & writes or is_dir(path):  # a directory's descriptor could be a dir_fd
+        raise denied(f"sandbox: may not open {path!r} outside the working directory")
+      pid = path[6:].partition("/")[0] if path[:6] == "/proc/" else ""
+      if pid.isdigit() and pid != own:
+        raise denied("sandbox: may not open another process's /proc files")
+    elif event in paths:
+      for path in args[:2 if event == "os.rename" else 1]:
+        if path.__class__ is not int_ and not inside(resolve(path)):
+          raise denied(f"sandbox: {event} outside the working directory: {path!r}")
+    elif event == "os.chdir" and (args[0].__class__ is int_ or resolve(args[0]) != box):
+      raise denied("sandbox: os.chdir is not allowed")
+
+  sys.addaudithook(hook)
+
+
+def _run(cfg: dict) -> None:
+  """Process B after exec: runs the program, then (call tests) each call, and writes what
+  the calls returned to the result descriptor as [kind, data] records: ["value", encoded],
+  ["raised", exception name], ["unencodable", type name]."""
+  import builtins
+  # Captured before the program runs: it may rebind any of these in builtins, sys or os.
+  exec_, compile_, exit_, write, dumps = exec, compile, os._exit, os.write, json.dumps
+  SystemExit_, MemoryError_, BaseException_ = SystemExit, MemoryError, BaseException
+  excepthook, exc_info, stderr, encode_ = sys.excepthook, sys.exc_info, sys.stderr, encode
+  getattr_, type_, int_ = getattr, type, int
+  with os.fdopen(cfg["job_fd"], "rb") as f:
+    job = json.loads(f.read())
+  calls, result_fd = job["calls"], cfg["result_fd"]
+  args = [(decode(a), decode(k)) for _, a, k in calls or ()]
+
+  def quit_(code=None):  # exit() and quit(), which -S leaves out
+    raise SystemExit_(code)
+
+  builtins.exit = builtins.quit = quit_
+  if cfg["audit"]:
+    _deny_hook(os.getcwd())
+  g = {"__name__": "__main__", "__builtins__": builtins}
+  try:
+    exec_(compile_(job["code"], "<solution>", "exec"), g)
+  except SystemExit_ as e:  # the end of a stdin program; before any call, a crash
+    if calls is not None or not (e.code is None or type_(e.code) is int_ and e.code == 0):
+      stderr.write("sandbox: the program exited before the end of the run\n")
+      exit_(1)
+  except MemoryError_:
+    exit_(EXIT_MEMORY)
+  except BaseException_:
+    excepthook(*exc_info())
+    exit_(1)
+  if calls is not None:
+    records = []
+    for (target, _, _), (a, k) in zip(calls, args):
+      try:
+        fn = g[target[0][1]]
+        for step in target[1:]:
+          fn = fn() if step[0] == "call" else getattr_(fn, step[1])
+        value = fn(*a, **k)
+      except MemoryError_:
+        exit_(EXIT_MEMORY)
+      except BaseException_ as e:  # SystemExit included: a call that exits is a crash
+        excepthook(*exc_info())
+        records.append(["raised", type_(e).__name__])
+        continue
+      try:
+        records.append(["value", encode_(value)])
+      except (TypeError, ValueError, RecursionError):
+        records.append(["unencodable", type_(value).__name__])
+    try:
+      write(result_fd, dumps(records).encode())
+    except BaseException_:
+      exit_(1)
+  try:
+    for stream in (sys.__stdout__, sys.stdout, sys.__stderr__, sys.stderr):
+      stream.flush()
+  except BaseException_:
+    exit_(1)
+
+
+if __name__ == "__main__" and sys.argv[1:2] == [TAG]:
+  _launch(json.loads(sys.argv[2]))
+elif __name__ == "__main__" and sys.argv[1:2] == [RUNNER_TAG]:
+  _run(json.loads(sys.argv[2]))
