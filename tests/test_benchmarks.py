@@ -124,3 +124,12 @@ def test_code_sandbox_benchmark_compares_two_trees(tmp_path):
   result = code_sandbox.main(["--before=HEAD", "--problems=2", "--rounds=1", f"--out={out}"])
   assert result["test_cases"] == 8 and result["ratio_after_over_before"] > 0
   assert json.loads(out.read_text())["seconds_per_case"]["after"] > 0
+
+
+def test_rollout_lengths_benchmark_forces_the_drawn_lengths(tmp_path):
+  from benchmarks import rollout_lengths
+  out = tmp_path / "rollout.json"
+  r = rollout_lengths.main(["--prompts=2", "--n=4", "--max_new_tokens=32", "--repeats=1",
+                            "--dim=64", "--layers=1", "--prompt_len=16", f"--out={out}"])
+  assert r["same_tokens"] and r["rows"] == 8 and 4 <= r["lengths"]["min"] <= r["lengths"]["max"] <= 32
+  assert set(json.loads(out.read_text())["useful_tokens_per_s"]) == {"one_loop", "drop_finished"}

@@ -16,7 +16,8 @@ from r1jax.runtime.compilation import CompileLog
 from r1jax.sampling import prompt_bucket
 from r1jax.train import train_and_evaluate
 
-PROGRAMS = ("jit(_prefill)", "jit(_decode)", "jit(logps)", "jit(step)")
+PROGRAMS = ("jit(_prefill)", "jit(_decode_start)", "jit(_decode_steps)", "jit(logps)",
+            "jit(step)")
 
 
 def _rows(workdir):
@@ -91,5 +92,5 @@ def test_evaluation_compiles_once_per_prompt_bucket(tmp_path):
              for i in range(0, 12, 2)]
   buckets = {prompt_bucket(n) for n in longest}
   assert len(set(longest)) >= 5 and len(buckets) <= 3, longest  # 6 lengths, 3 shapes
-  for program in PROGRAMS[:2]:
+  for program in PROGRAMS[:3]:
     assert 1 <= log.counts[program] <= len(buckets), (program, dict(log.counts))

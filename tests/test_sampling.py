@@ -318,7 +318,7 @@ def test_bad_inputs_fail_before_compiling(monkeypatch, prompts, kw, match):
     raise AssertionError("compiled code ran before the inputs were checked")
 
   monkeypatch.setattr(sampler, "_prefill", never)
-  monkeypatch.setattr(sampler, "_decode", never)
+  monkeypatch.setattr(sampler, "_decode_start", never)
   sp = kw.pop("sp", SamplingParams(4))
   with pytest.raises(ValueError, match=match):
     generate(QWEN, None, prompts, sp, **kw)
@@ -358,3 +358,34 @@ def test_bf16_cache_runs():
   ref = generate(QWEN, _params(QWEN), PROMPTS[:2], SamplingParams(3, temperature=0))
   assert res.tokens.shape == (2, 3) and np.isfinite(np.asarray(res.logps_model)).all()
   np.testing.assert_allclose(res.logps_model, ref.logps_model, atol=0.05)
+
+
+@pytest.mark.parametrize("cfg", [QWEN, DS], ids=["qwen2", "deepseek_v3"])
+def test_finished_rows_leave_the_batch_without_changing_a_token(monkeypatch, cfg):
+  """Rows that stopped are dropped between chunks (the batch halves to 32, 16, 8 rows);
+  every row draws the same tokens, with the same log-probs (and, for MoE, the same
+  recorded experts), as in one loop over all rows."""
+  params = _params(cfg)
+  moe = cfg.is_moe
+  shrinks = []
+  take = sampler._take_rows
+  monkeypatch.setattr(sampler, "_take_rows",
+                      lambda cfg, state, idx: shrinks.append(len(idx)) or take(cfg, state, idx))
+  prompts = [[1, 5, 9, 2][: 1 + i % 4] + [7] * (i % 3) for i in range(8)]
+  # frequent stop ids: most rows stop within a few tokens, a few run to the end
+  sp = SamplingParams(48, n=8, seed=3, stop_token_ids=tuple(range(10, 1000, 9)))
+  whole = generate(cfg, params, prompts, sp, chunk=0, record_routing=moe)
+  chunked = generate(cfg, params, prompts, sp, chunk=4, record_routing=moe)
+  lengths = whole.lengths
+  assert lengths.min() <= 4 and lengths.max() >= 24, lengths  # the lengths do vary
+  assert shrinks and shrinks == sorted(shrinks, reverse=True) and shrinks[-1] >= 8, shrinks
+  np.testing.assert_array_equal(chunked.tokens, whole.tokens)
+  np.testing.assert_array_equal(chunked.mask, whole.mask)
+  assert chunked.finish_reason == whole.finish_reason
+  np.testing.assert_allclose(chunked.logps_model, whole.logps_model, atol=1e-5)
+  np.testing.assert_allclose(chunked.logps_sampling, whole.logps_sampling, atol=1e-5)
+  if moe:  # every fed slot: the prompt's, and each generated token but the last
+    for r in range(len(prompts) * 8):  # generated token t sat at slot len(prompt) + t
+      fed = np.r_[np.arange(len(prompts[r // 8])),
+                  len(prompts[r // 8]) + np.arange(max(lengths[r] - 1, 0))]
+      np.testing.assert_array_equal(chunked.routing[r, fed], whole.routing[r, fed])

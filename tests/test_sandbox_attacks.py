@@ -152,7 +152,42 @@ ATTACKS = {
                        "print('escaped')\n", ESCAPED),
     "pin_the_caller": ("import os\nos.sched_setaffinity(CALLER, {0})\nprint('escaped')\n", ESCAPED),
     "new_user_namespace": (LIBC + "if libc.unshare(0x10000000) == 0:\n  print('escaped')\n", ESCAPED),
+    # ---- found by an independent attack run (helper red team, session 8)
+    "colliding_hash_results": (  # a set whose members share one hash: quadratic to build
+        "import json, os, sys\nfd = json.loads(sys.argv[-1])['result_fd']\nM = (1 << 61) - 1\n"
+        "os.write(fd, json.dumps([['value', {'s': [M * k + 1 for k in range(1, 40001)]}]]).encode())\n"
+        "os._exit(0)\n", [f"assert set(f(2)) == {{{SECRET}}}"]),
+    "deep_tree_in_the_box": (  # deeper than shutil.rmtree's recursion can remove
+        "import os\nfd = os.open('.', os.O_RDONLY)\nfor i in range(1500):\n"
+        "  os.mkdir('d', dir_fd=fd)\n  nfd = os.open('d', os.O_RDONLY, dir_fd=fd)\n"
+        "  os.close(fd)\n  fd = nfd\nprint('escaped')\n", [{"input": "", "output": "never"}]),
+    "flock_a_system_file": ("import fcntl, sys\nfcntl.flock(open(sys.executable, 'rb'), fcntl.LOCK_EX)\n"
+                            "print('escaped')\n", ESCAPED),
+    "lease_a_system_file": ("import fcntl, signal, sys\nsignal.signal(signal.SIGIO, signal.SIG_IGN)\n"
+                            "fcntl.fcntl(open(sys.executable, 'rb'), fcntl.F_SETLEASE, fcntl.F_RDLCK)\n"
+                            "print('escaped')\n", ESCAPED),
+    "lock_bytes_as_a_channel": ("import fcntl, sys\nf = open(sys.executable, 'rb')\n"
+                                "fcntl.lockf(f, fcntl.LOCK_SH | fcntl.LOCK_NB, 1, 1000)\n"
+                                "print('escaped')\n", ESCAPED),
+    "xattr_outside": ("import os\nprint(os.getxattr('SECRET_FILE', 'user.answer').decode())\n",
+                      IO_SECRET),
+    "ctypes_under_another_name": (
+        "import glob, importlib.util, sys\n"
+        "d = [p for p in sys.path if p.endswith('lib-dynload')][0]\n"
+        "spec = importlib.util.spec_from_file_location('x._ctypes', glob.glob(d + '/_ctypes.*.so')[0])\n"
+        "m = importlib.util.module_from_spec(spec)\nspec.loader.exec_module(m)\nprint('escaped')\n",
+        ESCAPED),
+    "threads_without_end": ("import threading, time\nthreading.stack_size(1 << 16)\nn = 0\n"
+                            "try:\n  for _ in range(5000):\n"
+                            "    threading.Thread(target=time.sleep, args=(30,), daemon=True).start()\n"
+                            "    n += 1\nexcept RuntimeError:\n  pass\nprint('escaped' if n > 1000 else n)\n",
+                            ESCAPED),
 }
+
+
+# What only the audit hook refuses: without it and without namespaces, loading ctypes is
+# allowed (what it could do, the kernel's layers refuse: raw_clone, sysv_shm, ...).
+HOOK_LAYER = {"ctypes_under_another_name"}
 
 
 @pytest.fixture(params=["namespaces", "fallback"])
@@ -199,6 +234,10 @@ class World:
     self.outside.mkdir()
     self.outside.chmod(0o777)
     (self.outside / "answer.txt").write_text(SECRET)
+    try:  # where the file system keeps user attributes
+      os.setxattr(self.outside / "answer.txt", "user.answer", SECRET.encode())
+    except OSError:
+      pass
     self.canary = subprocess.Popen(["sleep", "60"], env={"R1JAX_SECRET": SECRET})
     self.tcp = socket.create_server(("127.0.0.1", 0))
     self.udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
@@ -278,7 +317,8 @@ def test_attack(mode, world, name):
   start = time.monotonic()
   r = check_code(program, tests, timeout=TIMEOUT, _audit_hook=False)
   assert time.monotonic() - start < len(tests) * (TIMEOUT + 1)
-  assert r.fraction_passed == 0.0, (name, r)
+  if not (name in HOOK_LAYER and mode == "fallback"):  # with namespaces the file is masked
+    assert r.fraction_passed == 0.0, (name, r)
   world.assert_untouched(f"{name} (kernel layers alone)")
 
 

@@ -27,45 +27,57 @@ active, from inside a run):
     wall-clock timeout, RLIMIT_CPU, RLIMIT_AS, RLIMIT_FSIZE (stdout, stderr and results go
     to capped files, never to the caller's memory), RLIMIT_NOFILE, no core dumps; a fresh
     interpreter per test case (`python -I -S`: standard library only, environment PATH,
-    LANG, HOME); no capabilities (even as root), no_new_privs.
+    LANG, HOME); no capabilities (even as root), no_new_privs. A root caller's runner takes
+    a uid of its own (sandbox.RUN_UID_BASE + the launcher's pid), so that RLIMIT_NPROC,
+    which Linux does not apply to root, caps its threads at 64.
  2. Namespaces, where the kernel allows them (root, or unprivileged user namespaces): new
     user, mount, PID, network, IPC and UTS namespaces and a new root holding only the
-    system the interpreter needs (read-only), /dev/null, zero, random and urandom, the
-    sandbox's own /proc and a 32 MB tmpfs working directory at /tmp. No other sandbox and
-    no file of the caller's is visible; there is no network; SysV IPC objects die with the
-    namespace; an init process of ours is PID 1, so every process dies with the run.
+    system the interpreter needs (read-only; the base interpreter's site-packages hidden
+    and its _ctypes extension masked), /dev/null, zero, random and urandom, the sandbox's
+    own /proc and a 32 MB, 4096-inode tmpfs working directory at /tmp. No other sandbox
+    and no file of the caller's is visible; there is no network; SysV IPC objects die with
+    the namespace; an init process of ours is PID 1, so every process dies with the run.
  3. Landlock (ABI >= 1; signals and abstract Unix sockets scoped from ABI 6): reads limited
     to that same system, writes to the working directory, TCP refused.
  4. A seccomp filter: no fork (threads only), setsid, setpgid, ptrace, process_vm_*,
     socket (socketpair stays), SysV IPC, POSIX message queues, namespaces, mounts, bpf,
-    io_uring, keyrings, fcntl's F_SETOWN, other processes' priority, scheduling, limits
-    and pages; and signals, where neither 2 nor Landlock's
-    scope keeps them inside.
+    io_uring, keyrings, file locks and leases (a channel between concurrent sandboxes),
+    extended attributes, fcntl's F_SETOWN, other processes' priority, scheduling, limits
+    and pages; and signals, where neither 2 nor Landlock's scope keeps them inside.
  5. In the interpreter, a PEP 578 audit hook refuses process creation, signals, sockets,
     writes and directory opens outside the working directory, other processes' /proc,
-    links, gc's object walks and ctypes/cffi/_posixsubprocess/subinterpreters: clear
-    errors for honest programs, and one more wall for the rest.
+    links, gc's object walks and ctypes/cffi/_posixsubprocess/subinterpreters (under any
+    dotted name): clear errors for honest programs, and one more wall for the rest.
 
 Without namespaces (R1JAX_SANDBOX_NAMESPACES=0, or a kernel without them) layers 1 and
 3-5 hold the same lines: the program cannot fork, leave its group, signal or connect
 outside, read beyond the system, or write outside its box. Where neither namespaces nor
 Landlock with seccomp exist, runs are refused unless the risk is accepted explicitly
 (config.rl.allow_unsandboxed_code, or make_code_reward(allow_unsandboxed=True)).
+tests/test_sandbox_attacks.py holds the attacks this was tried with, in both modes.
 
-Limitations, and why acceptable: the program runs in the interpreter that makes the calls,
+Limitations, and why acceptable. The program runs in the interpreter that makes the calls,
 so it can change what the calls return; but it can only ever return values, and a right
-value is a solved case. Programs see the standard library and system files (bar site-
-packages, hidden with namespaces); timing and CPU load of the machine are observable.
+value is a solved case (the caller also refuses sets and dicts of values crafted to share
+one hash, which would cost it quadratic time). Programs see the standard library and
+system files, and concurrent sandboxes can sense each other's CPU load (a timing channel
+needs a sender that already solved the case). Without namespaces: paths outside can be
+stat()ed (names, sizes, times; never contents); the box is a directory of the caller's
+whose size only the timeout and the per-file cap bound (removed afterwards; a program
+that makes 10^5 files costs the caller their removal); and a root caller whose Python
+lives where other users cannot reach (/root/.pyenv) keeps uid 0, so no thread cap.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import importlib.util
 import json
 import os
 import select
 import shutil
 import signal
+import stat
 import subprocess
 import sys
 import sysconfig
@@ -219,7 +231,9 @@ def _run_case(code: str, case: Case, limits: dict, allow_unsandboxed: bool,
 class _System:
   read: list[str]  # bound read-only into the new root; Landlock's readable paths
   hide: list[str]  # an empty directory over each, in the new root (site-packages)
+  mask: list[str]  # /dev/null over each, in the new root (the _ctypes extension)
   python: str  # the interpreter the runner execs
+  open_to_all: bool  # every directory above the interpreter and its library is o+x
 
 
 def _system() -> _System:
@@ -230,7 +244,21 @@ def _system() -> _System:
     if not any(extra == p or extra.startswith(p + "/") for p in read):
       read.append(extra)
   purelib = sysconfig.get_path("purelib", vars={"base": sys.base_prefix})
-  return _System(read, [purelib] if os.path.isdir(purelib) else [], python)
+  spec = importlib.util.find_spec("_ctypes")
+  mask = [os.path.realpath(spec.origin)] if spec and spec.origin else []
+  stdlib = os.path.realpath(sysconfig.get_path("stdlib"))
+  return _System(read, [purelib] if os.path.isdir(purelib) else [], mask, python,
+                 all(map(_searchable_by_all, (python, stdlib))))
+
+
+def _searchable_by_all(path: str) -> bool:
+  """Whether every directory above `path` lets any user through (o+x)."""
+  parent = os.path.dirname(path)
+  while parent != path:
+    if not os.stat(parent).st_mode & stat.S_IXOTH:
+      return False
+    path, parent = parent, os.path.dirname(parent)
+  return True
 
 
 def _use_namespaces() -> bool:
@@ -262,7 +290,10 @@ def _execute(code: str, case: Case, *, timeout, memory_mb, output_bytes, isolate
            "result_fd": fds[1], "setup_fd": fds[2], "isolate": isolate, "audit": audit,
            "landlock": landlock, "seccomp": seccomp,
            "deny_signals": not isolate and landlock < 6,
-           "read": system.read, "hide": system.hide, "devices": _DEVICES,
+           "read": system.read, "hide": system.hide, "mask": system.mask,
+           "devices": _DEVICES,
+           # a root caller's runner takes a uid of its own where it can reach Python
+           "own_uid": os.geteuid() == 0 and (isolate or system.open_to_all),
            "python": system.python, "cpu_s": int(timeout) + 1, "memory": memory_mb << 20,
            "fsize": output_bytes + 1}
     with open(path["in"], "rb") as fin, open(path["out"], "wb") as fout, \
@@ -284,7 +315,7 @@ def _execute(code: str, case: Case, *, timeout, memory_mb, output_bytes, isolate
     stderr, cut_err = _read_capped(path["err"], output_bytes)
     results, cut_res = _read_capped(path["result"], output_bytes)
   finally:
-    shutil.rmtree(root, ignore_errors=True)
+    _remove(root)
   rc = proc.returncode  # the launcher's: it exits 128 + N when signal N ended the runner
   rc = rc if rc <= 128 else 128 - rc
   checks: tuple[str, ...] = ()
@@ -300,6 +331,16 @@ def _execute(code: str, case: Case, *, timeout, memory_mb, output_bytes, isolate
     checks = _verdicts(case.checks, results)
     status = next((s for s in ("crash", "wrong") if s in checks), "ok")
   return ExecResult(status, stdout, stderr, rc, duration, cut_out or cut_err, checks)
+
+
+def _remove(path: str) -> None:
+  """Removes a run's directory, however deep the tree a program left in its box
+  (shutil.rmtree recurses once per level and stops at Python's recursion limit)."""
+  try:
+    shutil.rmtree(path)
+  except (OSError, RecursionError):
+    subprocess.run(["rm", "-rf", "--one-file-system", path], check=False,
+                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
 def _verdicts(checks, results: str) -> tuple[str, ...]:

@@ -26,13 +26,28 @@ import json
 import math
 from typing import Any, Union
 
-from r1jax.rewards.sandbox import decode, encode
+from r1jax.rewards.sandbox import decode, distinct_hashes, encode
 
-# Applied by the caller to a returned value (or to a literal on the expected side).
-_TRANSFORMS = {"set": set, "frozenset": frozenset, "sorted": sorted, "list": list,
-               "tuple": tuple, "len": len, "abs": abs, "round": round, "str": str,
-               "int": int, "float": float, "bool": bool, "sum": sum, "min": min, "max": max,
-               "dict": dict}
+
+def _set(values):
+  return set(distinct_hashes(list(values)))
+
+
+def _frozenset(values):
+  return frozenset(distinct_hashes(list(values)))
+
+
+def _dict(pairs):
+  pairs = list(pairs.items() if isinstance(pairs, dict) else pairs)
+  return dict(zip(distinct_hashes([k for k, _ in pairs]), (v for _, v in pairs)))
+
+
+# Applied by the caller to a returned value (or to a literal on the expected side); sets
+# and dicts only of values that do not share hashes en masse (sandbox.distinct_hashes).
+_TRANSFORMS = {"set": _set, "frozenset": _frozenset, "dict": _dict, "sorted": sorted,
+               "list": list, "tuple": tuple, "len": len, "abs": abs, "round": round,
+               "str": str, "int": int, "float": float, "bool": bool, "sum": sum, "min": min,
+               "max": max}
 _SINGLETONS = (True, False, None)
 
 

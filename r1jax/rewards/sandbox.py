@@ -38,6 +38,9 @@ EXIT_SETUP_FAILED = 125  # the launcher's, when it could not build the sandbox
 BOX_INSIDE = "/tmp"  # the program's working directory, with namespaces
 _BOX_MB, _MAX_FILES = 32, 64  # tmpfs size, RLIMIT_NOFILE
 _MAX_DEPTH = 64  # nesting depth of values that encode() accepts
+_MAX_SHARED_HASH = 32  # set members or dict keys with one hash that decode() accepts
+_MAX_TASKS = 64  # RLIMIT_NPROC of a runner under its own uid: its threads, all told
+RUN_UID_BASE = 1 << 20  # a root caller's runners run as uid RUN_UID_BASE + the launcher's pid
 
 # ------------------------------------------------------------------------- plain data
 
@@ -62,6 +65,19 @@ def encode(value, depth: int = 0):
   raise TypeError(f"{kind.__name__} is not plain data")
 
 
+def distinct_hashes(items: list) -> list:
+  """`items`, unless more than _MAX_SHARED_HASH of them share one hash: a set or dict of
+  such values costs time quadratic in their number to build (ints are easy to craft so),
+  so they are refused (ValueError) before any set or dict is built of them."""
+  counts: dict[int, int] = {}
+  for item in items:
+    h = hash(item)
+    counts[h] = counts.get(h, 0) + 1
+    if counts[h] > _MAX_SHARED_HASH:
+      raise ValueError("too many values with one hash")
+  return items
+
+
 def decode(data):
   """The inverse of `encode` (sets come back as frozensets); ValueError if malformed."""
   if isinstance(data, list):
@@ -75,9 +91,10 @@ def decode(data):
     if tag == "t":
       return tuple(decode(v) for v in items)
     if tag == "s":
-      return frozenset(decode(v) for v in items)
+      return frozenset(distinct_hashes([decode(v) for v in items]))
     if tag == "d" and all(isinstance(kv, list) and len(kv) == 2 for kv in items):
-      return {decode(k): decode(v) for k, v in items}
+      keys = distinct_hashes([decode(k) for k, _ in items])
+      return dict(zip(keys, (decode(v) for _, v in items)))
     raise ValueError(f"not an encoded value: {str(data)[:80]}")
   return data
 
@@ -115,7 +132,10 @@ _SYSCALLS = {
         rt_tgsigqueueinfo=297, pidfd_send_signal=424, setpriority=141, sched_setparam=142,
         sched_setscheduler=144, sched_setaffinity=203, sched_setattr=314, ioprio_set=251,
         prlimit64=302, migrate_pages=256, move_pages=279, process_madvise=440,
-        process_mrelease=448)),
+        process_mrelease=448, flock=73, setxattr=188, lsetxattr=189, fsetxattr=190,
+        getxattr=191, lgetxattr=192, fgetxattr=193, listxattr=194, llistxattr=195,
+        flistxattr=196, removexattr=197, lremovexattr=198, fremovexattr=199,
+        setxattrat=463, getxattrat=464, listxattrat=465, removexattrat=466)),
     "aarch64": (0xC00000B7, dict(
         clone=220, clone3=435, setsid=157, setpgid=154, ptrace=117,
         process_vm_readv=270, process_vm_writev=271, socket=198, fcntl=25,
@@ -130,7 +150,10 @@ _SYSCALLS = {
         rt_tgsigqueueinfo=240, pidfd_send_signal=424, setpriority=140, sched_setparam=118,
         sched_setscheduler=119, sched_setaffinity=122, sched_setattr=274, ioprio_set=30,
         prlimit64=261, migrate_pages=238, move_pages=239, process_madvise=440,
-        process_mrelease=448)),
+        process_mrelease=448, flock=32, setxattr=5, lsetxattr=6, fsetxattr=7, getxattr=8,
+        lgetxattr=9, fgetxattr=10, listxattr=11, llistxattr=12, flistxattr=13,
+        removexattr=14, lremovexattr=15, fremovexattr=16, setxattrat=463, getxattrat=464,
+        listxattrat=465, removexattrat=466)),
 }
 # Refused outright: new processes (threads are clones with CLONE_THREAD, checked apart),
 # leaving the process group, reading or steering other processes (memory, priority,
@@ -146,12 +169,21 @@ _DENIED = ("fork", "vfork", "setsid", "setpgid", "ptrace", "process_vm_readv",
            "io_uring_setup", "io_uring_enter", "io_uring_register", "kcmp", "pidfd_getfd",
            "open_by_handle_at", "name_to_handle_at", "fanotify_init", "setpriority",
            "sched_setparam", "sched_setscheduler", "sched_setattr", "ioprio_set",
-           "migrate_pages", "move_pages", "process_madvise", "process_mrelease")
+           "migrate_pages", "move_pages", "process_madvise", "process_mrelease",
+           # file locks and leases (shared across namespaces: a channel between sandboxes,
+           # a way to block processes outside) and extended attributes (Landlock does not
+           # cover them: metadata of files outside)
+           "flock", "setxattr", "lsetxattr", "fsetxattr", "getxattr", "lgetxattr",
+           "fgetxattr", "listxattr", "llistxattr", "flistxattr", "removexattr",
+           "lremovexattr", "fremovexattr", "setxattrat", "getxattrat", "listxattrat",
+           "removexattrat")
 _SELF_ONLY = ("prlimit64", "sched_setaffinity")  # their first argument, a pid, must be 0
 # Refused where neither a PID namespace nor Landlock's signal scope keeps signals inside.
 _SIGNALS = ("kill", "tkill", "tgkill", "rt_sigqueueinfo", "rt_tgsigqueueinfo",
             "pidfd_send_signal")
-_F_SETOWN, _F_SETOWN_EX, _F_SETSIG = 8, 15, 10  # fcntl commands that aim SIGIO elsewhere
+# fcntl commands refused: aiming SIGIO elsewhere (F_SETOWN, F_SETOWN_EX, F_SETSIG, F_NOTIFY),
+# record locks (F_GETLK, F_SETLK, F_SETLKW, F_OFD_*) and leases (F_SETLEASE)
+_FCNTL_DENIED = (8, 15, 10, 1026, 5, 6, 7, 36, 37, 38, 1024)
 _NAMESPACE_FLAGS = (_CLONE_NEWNS | _CLONE_NEWUTS | _CLONE_NEWIPC | _CLONE_NEWUSER
                     | _CLONE_NEWPID | _CLONE_NEWNET | _CLONE_NEWCGROUP)
 
@@ -184,9 +216,11 @@ def _seccomp_program(deny_signals: bool) -> bytes:
   for name in _SELF_ONLY:
     prog += [(jeq, 0, 4, nr[name]), (ld, 0, 0, 16), (jeq, 1, 0, 0), (ret, 0, 0, eperm),
              (ret, 0, 0, allow)]
-  # fcntl(fd, F_SETOWN / F_SETOWN_EX / F_SETSIG): SIGIO could reach a process outside
-  prog += [(jeq, 0, 5, nr["fcntl"]), (ld, 0, 0, 24), (jeq, 2, 0, _F_SETOWN),
-           (jeq, 1, 0, _F_SETOWN_EX), (jeq, 0, 1, _F_SETSIG), (ret, 0, 0, eperm)]
+  # fcntl(fd, cmd, ...): the commands of _FCNTL_DENIED (arg 1, at offset 24)
+  n = len(_FCNTL_DENIED)
+  prog += [(jeq, 0, n + 3, nr["fcntl"]), (ld, 0, 0, 24)]
+  prog += [(jeq, n - i, 0, cmd) for i, cmd in enumerate(_FCNTL_DENIED)]
+  prog += [(ret, 0, 0, allow), (ret, 0, 0, eperm)]
   prog += [(ret, 0, 0, allow)]
   return b"".join(struct.pack("=HBBI", *op) for op in prog), len(prog)
 
@@ -211,10 +245,10 @@ def landlock_abi() -> int:
   return max(0, version)
 
 
-def _landlock(libc, abi: int, read: list[str], write: list[str]) -> None:
-  """Restricts this process and its future children: read (and execute) `read`, read and
-  write `write`, nothing else; TCP, abstract Unix sockets and signals outside refused
-  (as far as the ABI goes)."""
+def _landlock_ruleset(libc, abi: int, read: list[str], write: list[str]) -> int:
+  """A Landlock ruleset (its descriptor) for: read (and execute) `read`, read and write
+  `write`, nothing else; TCP, abstract Unix sockets and signals outside refused (as far
+  as the ABI goes). `_landlock_restrict` applies it."""
   import ctypes
   import struct
   handled = (1 << 13) - 1
@@ -228,22 +262,28 @@ def _landlock(libc, abi: int, read: list[str], write: list[str]) -> None:
                          ctypes.c_size_t(len(attr)), ctypes.c_uint32(0))
   if ruleset < 0:
     raise OSError(ctypes.get_errno(), "landlock_create_ruleset")
+  for paths, rights in ((read, _LL_EXECUTE | _LL_READ_FILE | _LL_READ_DIR),
+                        (write, handled & ~(_LL_MAKE_CHAR | _LL_MAKE_BLOCK | _LL_IOCTL_DEV))):
+    for path in paths:
+      try:
+        fd = os.open(path, os.O_PATH | os.O_CLOEXEC)
+      except FileNotFoundError:
+        continue
+      try:
+        allowed = rights if os.path.isdir(path) else rights & _LL_FILE_RIGHTS
+        rule = struct.pack("=Qi", allowed & handled, fd)
+        if libc.syscall(ctypes.c_long(_LANDLOCK_ADD_RULE), ctypes.c_int(ruleset),
+                        ctypes.c_int(1), rule, ctypes.c_uint32(0)) != 0:
+          raise OSError(ctypes.get_errno(), f"landlock_add_rule {path}")
+      finally:
+        os.close(fd)
+  return ruleset
+
+
+def _landlock_restrict(libc, ruleset: int) -> None:
+  """Restricts this process and its future children to `ruleset` (needs no_new_privs)."""
+  import ctypes
   try:
-    for paths, rights in ((read, _LL_EXECUTE | _LL_READ_FILE | _LL_READ_DIR),
-                          (write, handled & ~(_LL_MAKE_CHAR | _LL_MAKE_BLOCK | _LL_IOCTL_DEV))):
-      for path in paths:
-        try:
-          fd = os.open(path, os.O_PATH | os.O_CLOEXEC)
-        except FileNotFoundError:
-          continue
-        try:
-          allowed = rights if os.path.isdir(path) else rights & _LL_FILE_RIGHTS
-          rule = struct.pack("=Qi", allowed & handled, fd)
-          if libc.syscall(ctypes.c_long(_LANDLOCK_ADD_RULE), ctypes.c_int(ruleset),
-                          ctypes.c_int(1), rule, ctypes.c_uint32(0)) != 0:
-            raise OSError(ctypes.get_errno(), f"landlock_add_rule {path}")
-        finally:
-          os.close(fd)
     if libc.syscall(ctypes.c_long(_LANDLOCK_RESTRICT_SELF), ctypes.c_int(ruleset),
                     ctypes.c_uint32(0)) != 0:
       raise OSError(ctypes.get_errno(), "landlock_restrict_self")
@@ -317,10 +357,14 @@ def _isolate(libc, call, cfg: dict) -> None:
     if os.path.isdir(new + path):
       call("mount", b"tmpfs", (new + path).encode(), b"tmpfs", _MS_RDONLY | _MS_NOSUID
            | _MS_NODEV, b"size=4k,nr_inodes=1")
+  for path in cfg["mask"]:  # /dev/null over each (the _ctypes extension): nothing to load
+    if os.path.isfile(new + path):
+      call("mount", b"/dev/null", (new + path).encode(), None, _MS_BIND, None)
   os.makedirs(new + "/proc")
   os.makedirs(new + BOX_INSIDE)
+  owner = f",uid={cfg['uid']},gid={cfg['uid']}" if cfg.get("uid") is not None else ""
   call("mount", b"tmpfs", (new + BOX_INSIDE).encode(), b"tmpfs", _MS_NOSUID | _MS_NODEV,
-       f"size={_BOX_MB}m,nr_inodes=4096,mode=0700".encode())
+       f"size={_BOX_MB}m,nr_inodes=4096,mode=0700{owner}".encode())
   os.chdir(new)
   arch = seccomp_arch()
   pivot = arch[1].get("pivot_root") if arch else None
@@ -358,11 +402,18 @@ def _become_runner(libc, call, cfg: dict) -> None:
   for cap in range(64):
     libc.prctl(_PR_CAPBSET_DROP, cap, 0, 0, 0)
   libc.prctl(_PR_CAP_AMBIENT, _PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0)
+  ruleset = _landlock_ruleset(libc, cfg["landlock"], cfg["read"] + [f"/proc/{os.getpid()}"],
+                              [cfg["box"]] + cfg["devices"]) if cfg["landlock"] else None
+  if cfg.get("uid") is not None:  # root outside: a uid of this run's own, so that
+    # RLIMIT_NPROC (which Linux does not apply to root) bounds its threads
+    resource.setrlimit(resource.RLIMIT_NPROC, (_MAX_TASKS, _MAX_TASKS))
+    os.setgroups([])
+    os.setresgid(cfg["uid"], cfg["uid"], cfg["uid"])
+    os.setresuid(cfg["uid"], cfg["uid"], cfg["uid"])
   libc.capset((ctypes.c_uint32 * 2)(0x20080522, 0), (ctypes.c_uint32 * 6)())
   call("prctl", _PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0)
-  if cfg["landlock"]:
-    _landlock(libc, cfg["landlock"], cfg["read"] + [f"/proc/{os.getpid()}"],
-              [cfg["box"]] + cfg["devices"])
+  if ruleset is not None:
+    _landlock_restrict(libc, ruleset)
   if cfg["seccomp"]:
     program, length = _seccomp_program(deny_signals=cfg["deny_signals"])
     code = ctypes.create_string_buffer(program, len(program))
@@ -418,6 +469,10 @@ def _launch(cfg: dict) -> None:
       cfg["source"] = f.read()  # as the sandbox cannot see it
     libc, call = _libc()
     libc.prctl(_PR_SET_DUMPABLE, 0, 0, 0, 0)
+    if cfg["own_uid"]:  # unique among the sandboxes alive: the launcher's pid is
+      cfg["uid"] = RUN_UID_BASE + os.getpid()
+      if not cfg["isolate"]:
+        os.chown(cfg["box"], cfg["uid"], cfg["uid"])
     if cfg["isolate"]:
       _isolate(libc, call, cfg)
   except Exception as e:  # noqa: BLE001 - reported to the caller through setup_fd
@@ -484,7 +539,8 @@ def _deny_hook(box: str) -> None:
   def hook(event, args):
     if event in deny or event[:7] == "socket.":
       raise denied(f"sandbox: {event} is not allowed")
-    if event == "import" and (args[0].partition(".")[0] in modules or args[0][:5] == "_test"):
+    if event == "import" and any(part in modules or part[:5] == "_test"  # x._ctypes too
+                                 for part in args[0].split(".")):
       raise denied(f"sandbox: importing {args[0]} is not allowed")
     if event == "open" and args[0].__class__ is not int_:  # an int: an open descriptor
       path = resolve(args[0])

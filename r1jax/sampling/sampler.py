@@ -9,13 +9,18 @@
      cache slots no real token attends to;
   2. `_prefill` (jitted): one forward pass over the B prompts into a P-slot cache, and the
      logits at each prompt's last token;
-  3. `_decode` (jitted): repeat each prompt's cache rows n times (row = prompt·n + j, so
-     a group shares one prefill), widen the cache to P + max_new_tokens slots, and sample
-     in a `lax.while_loop` that stops once every row has stopped. A row's completion
-     continues its prompt: token t goes to slot (and position) len(prompt) + t,
-     overwriting the padding. Stopped rows emit `pad_id` with mask 0 and segment 0.
-     With record_routing (MoE models) both steps also keep the experts every layer chose
-     for every token they fed, at its slot, for a trainer to replay.
+  3. `_decode`: `_decode_start` (jitted) repeats each prompt's cache rows n times (row =
+     prompt·n + j, so a group shares one prefill) and widens the cache to P +
+     max_new_tokens slots; `_decode_steps` (jitted) samples in a `lax.while_loop`, a chunk
+     of tokens at a time. A row's completion continues its prompt: token t goes to slot
+     (and position) len(prompt) + t, overwriting the padding. Stopped rows emit `pad_id`
+     with mask 0 and segment 0. Between chunks the host looks at how many rows still
+     generate; once at most half do, `_take_rows` keeps only those (in a power-of-two
+     batch of at least MIN_ROWS), so the cost follows the tokens generated rather than
+     rows x the longest completion. Each batch size compiles once: at most log2(rows /
+     MIN_ROWS) + 1 shapes per prompt bucket. With record_routing (MoE models) prefill and
+     decode also keep the experts every layer chose for every token they fed, at its
+     slot, for a trainer to replay.
 
 Processes: in a multi-process run every process calls `generate` with the same prompts and
 parameters (global arrays on one mesh); the jitted steps run as one program over every
@@ -199,46 +204,66 @@ def _stop_hit(recent: jax.Array, stops: jax.Array) -> jax.Array:
   return jnp.any(jnp.all(eq, axis=-1), axis=-1)
 
 
-@functools.partial(jax.jit, static_argnums=(0, 1))
-def _decode(cfg: ModelConfig, sp: SamplingParams, params, cache, logits, lengths, seed, stops,
-            pad_id, routing=None):
-  """Samples M = sp.max_new_tokens tokens for R = B·n rows.
+def _row_keys(seed, rows):
+  """The key of each row: fold_in(fold_in(key(seed), row)), rows [R] int32."""
+  base = jax.random.fold_in(jax.random.key(seed[0]), seed[1])
+  return jax.vmap(jax.random.fold_in, (None, 0))(base, rows)
 
-  cache: the prefill cache (B rows, P slots); logits [B, V] at each prompt's last token;
-  lengths [B] the prompts' lengths; seed uint32 [2]; stops [Ns, L] int32; pad_id int32
-  scalar; routing (to record the experts of every fed token) the prefill's [B, P, L, K]
-  or None. sp is static (its seed and stops are ignored here). Returns tokens, mask,
-  logps_sampling, logps_model [R, M], stopped [R] bool and routing [R, P + M, L, K] (or
-  None).
+
+def _emit(sp: SamplingParams, s, t, logits_rv, stops, pad_id):
+  """Samples token t for every live row of state `s` and records it."""
+  keys = jax.vmap(jax.random.fold_in, (0, None))(_row_keys(s["seed"], s["row"]), t)
+  token, lp_s, lp_m = sample_token(keys, logits_rv, sp)
+  live = ~s["done"]
+  token = jnp.where(live, token, pad_id)
+  recent = jnp.concatenate([s["recent"][:, 1:], token[:, None]], axis=1)
+  hit = _stop_hit(recent, stops) & live
+  col = lambda buf, v: jax.lax.dynamic_update_index_in_dim(buf, v.astype(buf.dtype), t, 1)
+  return dict(s, t=t + 1, recent=recent, done=s["done"] | hit, stopped=s["stopped"] | hit,
+              tokens=col(s["tokens"], token), mask=col(s["mask"], live),
+              lp_s=col(s["lp_s"], jnp.where(live, lp_s, 0.0)),
+              lp_m=col(s["lp_m"], jnp.where(live, lp_m, 0.0)))
+
+
+@functools.partial(jax.jit, static_argnums=(0, 1))
+def _decode_start(cfg: ModelConfig, sp: SamplingParams, cache, logits, lengths, seed, stops,
+                  pad_id, routing=None):
+  """The decoding state of R = B·n rows, with token 0 sampled.
+
+  cache: the prefill cache (B rows, P slots), widened here to P + M slots (M =
+  sp.max_new_tokens) with each prompt's rows repeated n times; logits [B, V] at each
+  prompt's last token; lengths [B] the prompts' lengths; seed uint32 [2]; stops [Ns, L]
+  int32; pad_id int32 scalar; routing (to record the experts of every fed token) the
+  prefill's [B, P, L, K] or None. sp is static (its seed and stops are ignored here).
+  The state: t, seed, row [R] (each row's index in the result: its key and its place),
+  start [R] (the slot of its first generated token), cache, recent [R, L], done, stopped
+  [R], tokens, mask, lp_s, lp_m [R, M] and routing [R, P + M, L, K] when recorded.
   """
   n, M = sp.n, sp.max_new_tokens
   R = logits.shape[0] * n
-  start = jnp.repeat(lengths, n)  # [R]: the slot of each row's first generated token
-  cache = _expand_cache(cfg, cache, n, M)
+  zeros = jnp.zeros((R, M), jnp.float32)
+  state = dict(t=jnp.int32(0), seed=seed, row=jnp.arange(R, dtype=jnp.int32),
+               start=jnp.repeat(lengths, n), cache=_expand_cache(cfg, cache, n, M),
+               recent=jnp.full((R, stops.shape[1]), _WILDCARD, jnp.int32),
+               done=jnp.zeros((R,), bool), stopped=jnp.zeros((R,), bool),
+               tokens=jnp.full((R, M), pad_id, jnp.int32), mask=jnp.zeros((R, M), jnp.int32),
+               lp_s=zeros, lp_m=zeros)
   if routing is not None:  # rows like the cache's, M more slots
-    routing = jnp.pad(jnp.repeat(routing, n, axis=0), ((0, 0), (0, M), (0, 0), (0, 0)))
-  base = jax.random.fold_in(jax.random.key(seed[0]), seed[1])
-  row_keys = jax.vmap(jax.random.fold_in, (None, 0))(base, jnp.arange(R))
+    state["routing"] = jnp.pad(jnp.repeat(routing, n, axis=0), ((0, 0), (0, M), (0, 0), (0, 0)))
+  return _emit(sp, state, jnp.int32(0), jnp.repeat(logits, n, axis=0), stops, pad_id)
 
-  def emit(s, t, logits_rv):
-    """Samples token t for every live row and records it."""
-    keys = jax.vmap(jax.random.fold_in, (0, None))(row_keys, t)
-    token, lp_s, lp_m = sample_token(keys, logits_rv, sp)
-    live = ~s["done"]
-    token = jnp.where(live, token, pad_id)
-    recent = jnp.concatenate([s["recent"][:, 1:], token[:, None]], axis=1)
-    hit = _stop_hit(recent, stops) & live
-    col = lambda buf, v: jax.lax.dynamic_update_index_in_dim(buf, v.astype(buf.dtype), t, 1)
-    return dict(s, t=t + 1, recent=recent, done=s["done"] | hit, stopped=s["stopped"] | hit,
-                tokens=col(s["tokens"], token), mask=col(s["mask"], live),
-                lp_s=col(s["lp_s"], jnp.where(live, lp_s, 0.0)),
-                lp_m=col(s["lp_m"], jnp.where(live, lp_m, 0.0)))
+
+@functools.partial(jax.jit, static_argnums=(0, 1), donate_argnums=(3,))
+def _decode_steps(cfg: ModelConfig, sp: SamplingParams, params, state, stops, pad_id, until):
+  """Samples tokens t, t+1, ... until `until` (int32 scalar), sp.max_new_tokens or every
+  row stopped, whichever comes first, in one `lax.while_loop`."""
+  M = sp.max_new_tokens
 
   def step(s):
-    """Feeds token t-1 at slot P+t-1 and samples token t."""
+    """Feeds token t-1 at slot start+t-1 and samples token t."""
     t = s["t"]
     prev = jax.lax.dynamic_index_in_dim(s["tokens"], t - 1, axis=1)  # [R, 1]
-    positions = (start + t - 1)[:, None]
+    positions = (s["start"] + t - 1)[:, None]
     segment_ids = (~s["done"]).astype(jnp.int32)[:, None]
     logits_r1v, new_cache, aux = forward(cfg, params, prev, positions=positions,
                                          segment_ids=segment_ids, cache=s["cache"],
@@ -246,21 +271,76 @@ def _decode(cfg: ModelConfig, sp: SamplingParams, params, cache, logits, lengths
     s = dict(s, cache=new_cache)
     if "routing" in s:  # the experts of token t-1, at its slot
       chosen = aux["routing"][:, :, 0].transpose(1, 0, 2).astype(s["routing"].dtype)  # [R, L, K]
-      s["routing"] = s["routing"].at[jnp.arange(R), start + t - 1].set(chosen)
-    return emit(s, t, logits_r1v[:, 0])
+      s["routing"] = s["routing"].at[jnp.arange(s["row"].shape[0]), s["start"] + t - 1].set(chosen)
+    return _emit(sp, s, t, logits_r1v[:, 0], stops, pad_id)
 
-  zeros = jnp.zeros((R, M), jnp.float32)
-  state = dict(t=jnp.int32(0), cache=cache,
-               recent=jnp.full((R, stops.shape[1]), _WILDCARD, jnp.int32),
-               done=jnp.zeros((R,), bool), stopped=jnp.zeros((R,), bool),
-               tokens=jnp.full((R, M), pad_id, jnp.int32), mask=jnp.zeros((R, M), jnp.int32),
-               lp_s=zeros, lp_m=zeros)
-  if routing is not None:
-    state["routing"] = routing
-  state = emit(state, jnp.int32(0), jnp.repeat(logits, n, axis=0))
-  state = jax.lax.while_loop(lambda s: (s["t"] < M) & ~jnp.all(s["done"]), step, state)
-  return (state["tokens"], state["mask"], state["lp_s"], state["lp_m"], state["stopped"],
-          state.get("routing"))
+  limit = jnp.minimum(until, M)
+  return jax.lax.while_loop(lambda s: (s["t"] < limit) & ~jnp.all(s["done"]), step, state)
+
+
+@functools.partial(jax.jit, static_argnums=(0,))
+def _take_rows(cfg: ModelConfig, state, idx):
+  """The state of rows `idx` [R'] only (the cache gathered along its batch axes)."""
+  cache = jax.tree.map(lambda leaf, ax: jnp.take(leaf, idx, axis=ax[0]), state["cache"],
+                       _cache_axes(cfg))
+  rows = {k: v if k in ("t", "seed") else jnp.take(v, idx, axis=0)
+          for k, v in state.items() if k != "cache"}
+  return dict(rows, cache=cache)
+
+
+_OUTPUTS = ("tokens", "mask", "lp_s", "lp_m", "stopped", "routing")
+MIN_ROWS = 8  # decoding never shrinks the batch below this many rows
+
+
+def _row_bucket(live: int) -> int:
+  """The batch size that holds `live` rows: a power of two, at least MIN_ROWS."""
+  return max(MIN_ROWS, 1 << max(live - 1, 0).bit_length())
+
+
+def _decode(cfg: ModelConfig, sp: SamplingParams, params, cache, logits, lengths, seed,
+            stops, pad_id, routing, chunk: int):
+  """Samples M = sp.max_new_tokens tokens for R = B·n rows (see `_decode_start`).
+
+  chunk > 0: decode `chunk` tokens at a time and, when at most half the rows are still
+  generating, go on with those rows only, in the next smaller power-of-two batch (a row's
+  key is its index, so it draws the same tokens in any batch). chunk = 0: one loop over
+  every row until all have stopped. Returns NumPy tokens, mask, logps_sampling,
+  logps_model [R, M], stopped [R] and routing [R, P + M, L, K] (or None).
+  """
+  state = _decode_start(cfg, sp, cache, logits, lengths, seed, stops, pad_id, routing)
+  M, R = sp.max_new_tokens, logits.shape[0] * sp.n
+  out = None  # the host's copy of rows that left the batch, filled at each shrink
+  t = 1
+  while True:
+    until = min(M, t + chunk) if chunk else M
+    state = _decode_steps(cfg, sp, params, state, stops, pad_id, np.int32(until))
+    if not chunk:
+      break
+    t, done = sharding.to_host((state["t"], state["done"]))
+    t = int(t)
+    live = np.flatnonzero(~done)
+    size = _row_bucket(len(live))
+    if t >= M or not len(live) or size > len(done) // 2:
+      if t >= M or not len(live):
+        break
+      continue
+    out = _keep_rows(state, out, R)
+    dead = np.flatnonzero(done)
+    idx = np.concatenate([live, np.resize(dead, size - len(live))]).astype(np.int32)
+    state = _take_rows(cfg, state, idx)
+  out = _keep_rows(state, out, R)
+  return tuple(out.get(k) for k in _OUTPUTS)
+
+
+def _keep_rows(state, out: dict | None, R: int) -> dict:
+  """Copies the state's rows to the host result `out` (by their row index)."""
+  fetched = sharding.to_host({k: state[k] for k in ("row",) + _OUTPUTS if k in state})
+  rows = fetched.pop("row")
+  if out is None:
+    out = {k: np.zeros((R,) + v.shape[1:], v.dtype) for k, v in fetched.items()}
+  for k, v in fetched.items():
+    out[k][rows] = v
+  return out
 
 
 # ----------------------------------------------------------------- host side
@@ -307,7 +387,7 @@ def _check_inputs(cfg: ModelConfig, prompts, sp: SamplingParams, pad_id: int) ->
 
 def generate(cfg: ModelConfig, params, prompts: list[list[int]], sp: SamplingParams, *,
              pad_id: int = 0, cache_dtype=None, bucket: bool = True,
-             record_routing: bool = False) -> GenerationResult:
+             record_routing: bool = False, chunk: int | None = None) -> GenerationResult:
   """Samples sp.n completions of sp.max_new_tokens tokens for each prompt.
 
   prompts: B lists of token ids (any lengths). cache_dtype: that of the decode cache
@@ -317,6 +397,9 @@ def generate(cfg: ModelConfig, params, prompts: list[list[int]], sp: SamplingPar
   each row's positions start at 0, so the padding changes no token's position.
   record_routing (MoE models): also return the experts chosen at every position
   (`GenerationResult.routing`, L_moe · K bytes per token for E <= 256).
+  chunk: decode this many tokens between checks of how many rows still generate; once at
+  most half do, only those go on, in a smaller batch (`_decode`). Default max(16, M/8);
+  0 decodes every row to the end in one loop. Either way the tokens are the same.
   With params spanning several processes, every process must call this with the same
   arguments (the host inputs enter the jitted steps as global values).
   """
@@ -338,9 +421,10 @@ def generate(cfg: ModelConfig, params, prompts: list[list[int]], sp: SamplingPar
                                     record_routing)
   seed = np.array([sp.seed & 0xFFFFFFFF, sp.seed >> 32], np.uint32)
   static = dataclasses.replace(sp, seed=0, stop_token_ids=(), stop_sequences=())
-  outputs = _decode(cfg, static, params, cache, logits, lengths, seed, _stop_array(sp),
-                    np.int32(pad_id), routing)
-  out, mask, lp_s, lp_m, stopped, routing = sharding.to_host(outputs)
+  chunk = max(16, sp.max_new_tokens // 8) if chunk is None else chunk
+  out, mask, lp_s, lp_m, stopped, routing = _decode(
+      cfg, static, params, cache, logits, lengths, seed, _stop_array(sp), np.int32(pad_id),
+      routing, chunk)
   return GenerationResult(
       tokens=out, mask=mask, logps_sampling=lp_s, logps_model=lp_m, lengths=mask.sum(axis=1),
       finish_reason=tuple("stop" if s else "length" for s in stopped),
