@@ -10,7 +10,7 @@ import pytest
 
 from r1jax.losses import grpo
 from r1jax.losses.grpo import (LOSS_PRESETS, group_advantages, overlong_penalty, policy_loss,
-                           sequence_logps, token_entropy, zero_variance_groups)
+                           sequence_logps, zero_variance_groups)
 
 PRESETS = sorted(LOSS_PRESETS)
 MAX_LEN = 9  # Dr. GRPO's generation budget in these tests (>= T)
@@ -317,10 +317,10 @@ def test_sequence_logps_and_entropy_match_numpy():
                              rtol=1e-5, atol=1e-6)
   hs = [-sum(p * math.log(p) for p in np.exp(x[b, t] - lse[b, t]) if p > 0)
         for b in range(2) for t in range(3) if mask[b, t]]
-  np.testing.assert_allclose(token_entropy(jnp.asarray(logits), jnp.asarray(mask)),
-                             sum(hs) / len(hs), rtol=1e-5)
-  g = jax.grad(token_entropy)(jnp.asarray(logits), jnp.asarray(mask))
-  assert np.all(np.isfinite(np.asarray(g)))
+  _, ent = grpo._logps_and_entropy(jnp.asarray(logits), jnp.asarray(tokens))
+  np.testing.assert_allclose(np.asarray(ent)[mask].mean(), sum(hs) / len(hs), rtol=1e-5)
+  g = jax.grad(lambda x: sequence_logps(x, jnp.asarray(tokens)).sum())(jnp.asarray(logits))
+  assert np.all(np.isfinite(np.asarray(g)))  # the banned token's -inf stays out of it
   # at temperature T: the distribution softmax(logits / T), and each position's entropy
   T = 0.7
   lse_t = np.log(np.exp(x / T).sum(-1))

@@ -179,18 +179,6 @@ def chunked_sequence_logps(hidden: jax.Array, w_head: jax.Array, tokens: jax.Arr
   return unpiece(logps), unpiece(entropy)
 
 
-def token_entropy(logits: jax.Array, mask: jax.Array) -> jax.Array:
-  """Mean over valid tokens of H(softmax(logits)) = -Σ_v p_v log p_v: [B, T, V], [B, T] -> ()."""
-  chex.assert_rank(logits, 3)
-  chex.assert_shape(mask, logits.shape[:2])
-  logp = jax.nn.log_softmax(logits.astype(jnp.float32), axis=-1)
-  p = jnp.exp(logp)
-  # -inf logits (banned tokens) have p = 0; keep 0 * -inf out of both value and gradient.
-  h_bt = -jnp.sum(p * jnp.where(p > 0, logp, 0.0), axis=-1)
-  valid = mask.astype(bool)
-  return jnp.where(valid, h_bt, 0.0).sum() / jnp.maximum(valid.sum(), 1)
-
-
 # ------------------------------------------------------------------------ policy loss
 
 # (per-token values x [B, T], valid [B, T] bool, max_len) -> scalar. Rows with no valid
