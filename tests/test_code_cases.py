@@ -2,6 +2,7 @@
 and the extraction of a completion's program: forms accepted, shapes refused with the
 reason, verdicts on returned values, and extract_code linear on hostile text."""
 
+import json
 import time
 
 import pytest
@@ -46,6 +47,19 @@ def test_judged_by_value(test, returned, verdict):
   assert judge(check, _value(returned)) == verdict
 
 
+def test_judged_as_python_judges_the_same_assert():
+  assert judge(parse_asserts("assert str(f()) == '{1, 2}'")[0], _value({1, 2})) == "ok"
+  assert judge(parse_asserts("assert str(f()) == 'frozenset({1, 2})'")[0], _value({1, 2})) == "wrong"
+  assert judge(parse_asserts("assert str(f()) == 'frozenset({1})'")[0],
+               _value(frozenset({1}))) == "ok"
+  assert judge(parse_asserts("assert math.isclose(f(), 1.0)")[0], _value(True)) == "ok"
+  deep = json.dumps([[[]]])
+  for _ in range(5000):
+    deep = "[" + deep + "]"
+  with pytest.raises(ValueError, match="nested too deeply"):
+    parse_tests(deep)
+
+
 def test_records_that_are_not_values():
   (check,) = parse_asserts("assert f(2) == 4")
   assert judge(check, ["raised", "ValueError"]) == "crash"
@@ -80,6 +94,9 @@ def test_call_targets_and_arguments():
     ("import math", "no assert"),
     ("assert f((", "not valid Python"),
     ("assert (lambda: 1)() == 1", "call a function"),
+    ("assert f(b'ab') == 2", "not plain data"),
+    ("assert f(1j) == 2", "not plain data"),
+    ("assert f(" + "-" * 3000 + "1) == 1", "nested too deeply|not a literal|too many|recursion"),
 ])
 def test_unjudgeable_tests_are_refused(test, reason):
   with pytest.raises(ValueError, match=reason):

@@ -156,6 +156,25 @@ def test_assert_cases(marker):
   assert check_code(solution, ["assert Solution().twoSum([2, 7], 9) == [0, 1]"]).status == "ok"
 
 
+def test_call_tests_take_what_python_takes(marker):
+  """Right programs pass where Python's own assert (or APPS's harness) passes them: an
+  iterator read through list/sorted, a Counter compared with a dict, a set argument that
+  is mutated, an APPS call-based test answered by a Solution method."""
+  gen = "def f(n):\n  return (i * i for i in range(n))\n"
+  r = check_code(gen, ["assert list(f(3)) == [0, 1, 4]", "assert sorted(f(3)) == [0, 1, 4]",
+                       "assert len(f(3)) == 3", "assert f(3) == [0, 1, 4]"], **LIMITS)
+  assert r.cases == ("ok", "ok", "wrong", "wrong"), r  # len() of a generator: Python errs too
+  counter = "from collections import Counter\ndef f(s):\n  return Counter(s)\n"
+  assert check_code(counter, ["assert f('aab') == {'a': 2, 'b': 1}"], **LIMITS).status == "ok"
+  mutate = "def f(s):\n  s.add(3)\n  return sorted(s)\n"
+  assert check_code(mutate, ["assert f({1, 2}) == [1, 2, 3]"], **LIMITS).status == "ok"
+  apps = {"fn_name": "add", "inputs": [[1, 2], [2, 2]], "outputs": [3, [4]]}
+  solution = "class Solution:\n  def add(self, a, b):\n    return a + b\n"
+  assert check_code(solution, apps, **LIMITS).cases == ("ok", "ok")
+  assert check_code("def add(a, b):\n  return a - b\n", apps, **LIMITS).cases == ("wrong",
+                                                                                  "wrong")
+
+
 def test_run_program_result(marker):
   r = run_program("import sys\nprint(input()[::-1])\nprint('e', file=sys.stderr)",
                   stdin="abc\n", **LIMITS)

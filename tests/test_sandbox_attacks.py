@@ -177,6 +177,25 @@ ATTACKS = {
         "spec = importlib.util.spec_from_file_location('x._ctypes', glob.glob(d + '/_ctypes.*.so')[0])\n"
         "m = importlib.util.module_from_spec(spec)\nspec.loader.exec_module(m)\nprint('escaped')\n",
         ESCAPED),
+    # ---- found by a second independent attack run (session 8)
+    "page_cache_probe": ("import os, sys\nfd = os.open(sys.executable, os.O_RDONLY)\n"
+                         "os.preadv(fd, [bytearray(4096)], 0, os.RWF_NOWAIT)\nprint('escaped')\n",
+                         ESCAPED),
+    "page_cache_evict": ("import os, sys\nfd = os.open(sys.executable, os.O_RDONLY)\n"
+                         "os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)\nprint('escaped')\n",
+                         ESCAPED),
+    "page_out_a_mapping": ("import mmap, sys\nf = open(sys.executable, 'rb')\n"
+                           "m = mmap.mmap(f.fileno(), 0, prot=mmap.PROT_READ)\n"
+                           "m.madvise(mmap.MADV_PAGEOUT)\nprint('escaped')\n", ESCAPED),
+    "host_wide_sync": (LIBC + "if libc.syncfs(0) == 0:\n  print('escaped')\n", ESCAPED),
+    "datagram_to_a_host_socket": ("import socket\na, b = socket.socketpair(socket.AF_UNIX, socket.SOCK_DGRAM)\n"
+                                  "a.sendto(b'leak', 'DGRAM_PATH')\nprint('escaped')\n", ESCAPED),
+    "squat_an_abstract_name": ("import socket\na, b = socket.socketpair()\na.bind('\\0TOKEN.squat')\n"
+                               "print('escaped')\n", ESCAPED),
+    "import_under_a_str_subclass": (
+        "class S(str):\n  def split(self, *a, **k):\n    return ['harmless']\n"
+        "  def partition(self, *a, **k):\n    return ('harmless', '', '')\n"
+        "__import__(S('_xxsubinterpreters'))\nprint('escaped')\n", ESCAPED),
     "threads_without_end": ("import threading, time\nthreading.stack_size(1 << 16)\nn = 0\n"
                             "try:\n  for _ in range(5000):\n"
                             "    threading.Thread(target=time.sleep, args=(30,), daemon=True).start()\n"
@@ -185,9 +204,11 @@ ATTACKS = {
 }
 
 
-# What only the audit hook refuses: without it and without namespaces, loading ctypes is
-# allowed (what it could do, the kernel's layers refuse: raw_clone, sysv_shm, ...).
-HOOK_LAYER = {"ctypes_under_another_name"}
+# What only the audit hook refuses, and in which modes: without it, loading ctypes (masked
+# with namespaces) or a subinterpreter is allowed; what they could do, the kernel's layers
+# refuse (raw_clone, sysv_shm, ...).
+HOOK_LAYER = {"ctypes_under_another_name": ("fallback",),
+              "import_under_a_str_subclass": ("namespaces", "fallback")}
 
 
 @pytest.fixture(params=["namespaces", "fallback"])
@@ -248,6 +269,10 @@ class World:
     self.abstract_name = self.token
     self.abstract = socket.socket(socket.AF_UNIX)
     self.abstract.bind("\0" + self.abstract_name)
+    self.dgram = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    self.dgram.bind(str(tmp_path / "datagrams.sock"))
+    os.chmod(tmp_path / "datagrams.sock", 0o777)
+    self.dgram.setblocking(False)
     for s in (self.tcp, self.unix, self.abstract):
       s.listen()
     for s in (self.tcp, self.udp, self.unix, self.abstract):
@@ -258,6 +283,7 @@ class World:
         "TOKEN": self.token, "HOMEDIR": os.path.expanduser("~"),
         "TCP_PORT": str(self.tcp.getsockname()[1]), "UDP_PORT": str(self.udp.getsockname()[1]),
         "UNIX_PATH": str(tmp_path / "listener.sock"), "ABSTRACT": self.abstract_name,
+        "DGRAM_PATH": str(tmp_path / "datagrams.sock"),
         "CALLER_DIR": os.path.dirname(os.path.abspath(sandbox.__file__))}
     self.ipc = _sysv_ipc()
     self.priority = os.getpriority(os.PRIO_PROCESS, 0)
@@ -274,8 +300,11 @@ class World:
     for s in (self.tcp, self.unix, self.abstract):
       with pytest.raises(BlockingIOError):
         s.accept()
-    with pytest.raises(BlockingIOError):
-      self.udp.recv(16)
+    for s in (self.udp, self.dgram):
+      with pytest.raises(BlockingIOError):
+        s.recv(16)
+    with open("/proc/net/unix") as f:  # no name of ours taken in the host's namespace
+      assert not any(self.token + ".squat" in line for line in f), f"{what}: bound a name"
     assert _sysv_ipc() == self.ipc, f"{what}: left SysV IPC objects"
     assert (os.getpriority(os.PRIO_PROCESS, 0), resource.getrlimit(resource.RLIMIT_NOFILE),
             os.sched_getaffinity(0)) == (self.priority, self.nofile, self.affinity), what
@@ -287,7 +316,7 @@ class World:
   def close(self):
     self.canary.kill()
     self.canary.wait()
-    for s in (self.tcp, self.udp, self.unix, self.abstract):
+    for s in (self.tcp, self.udp, self.unix, self.abstract, self.dgram):
       s.close()
 
 
@@ -317,7 +346,7 @@ def test_attack(mode, world, name):
   start = time.monotonic()
   r = check_code(program, tests, timeout=TIMEOUT, _audit_hook=False)
   assert time.monotonic() - start < len(tests) * (TIMEOUT + 1)
-  if not (name in HOOK_LAYER and mode == "fallback"):  # with namespaces the file is masked
+  if mode not in HOOK_LAYER.get(name, ()):
     assert r.fraction_passed == 0.0, (name, r)
   world.assert_untouched(f"{name} (kernel layers alone)")
 

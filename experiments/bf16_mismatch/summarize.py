@@ -24,10 +24,13 @@ def main(out: str) -> None:
   summary = {name: {k: sum(r[k] for r in rs if k in r) / max(sum(k in r for r in rs), 1)
                     for k in KEYS if any(k in r for r in rs)} | {"steps": len(rs)}
              for name, rs in rows.items()}
+  for name, rs in rows.items():  # where the reward went: its last third
+    last = [r["reward/mean"] for r in rs if "reward/mean" in r][-max(len(rs) // 3, 1):]
+    summary[name]["reward/mean, last third"] = sum(last) / max(len(last), 1)
   (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
   names = list(summary)
   lines = ["| mean over steps | " + " | ".join(names) + " |", "|---" * (len(names) + 1) + "|"]
-  for k in KEYS + ("steps",):
+  for k in KEYS + ("reward/mean, last third", "steps"):
     lines.append(f"| {k} | " + " | ".join(
         f"{summary[n][k]:.4g}" if k in summary[n] else "–" for n in names) + " |")
   (out / "summary.md").write_text("\n".join(lines) + "\n")

@@ -71,6 +71,8 @@ lives where other users cannot reach (/root/.pyenv) keeps uid 0, so no thread ca
 from __future__ import annotations
 
 import dataclasses
+import functools
+import glob
 import importlib.util
 import json
 import os
@@ -236,6 +238,7 @@ class _System:
   open_to_all: bool  # every directory above the interpreter and its library is o+x
 
 
+@functools.cache
 def _system() -> _System:
   read = [p for p in ("/usr", "/bin", "/lib", "/lib32", "/lib64", "/libx32",
                       "/etc/ld.so.cache", "/etc/localtime") if os.path.lexists(p)]
@@ -245,9 +248,13 @@ def _system() -> _System:
       read.append(extra)
   purelib = sysconfig.get_path("purelib", vars={"base": sys.base_prefix})
   spec = importlib.util.find_spec("_ctypes")
-  mask = [os.path.realpath(spec.origin)] if spec and spec.origin else []
+  mask = {os.path.realpath(spec.origin)} if spec and spec.origin else set()
+  for root in read:  # every other Python's FFI modules under the bound system too
+    for pattern in ("lib/python3*/lib-dynload/_ctypes*.so", "lib/python3*/*-packages/_cffi*.so",
+                    "local/lib/python3*/lib-dynload/_ctypes*.so"):
+      mask.update(map(os.path.realpath, glob.glob(os.path.join(root, pattern))))
   stdlib = os.path.realpath(sysconfig.get_path("stdlib"))
-  return _System(read, [purelib] if os.path.isdir(purelib) else [], mask, python,
+  return _System(read, [purelib] if os.path.isdir(purelib) else [], sorted(mask), python,
                  all(map(_searchable_by_all, (python, stdlib))))
 
 
@@ -338,9 +345,10 @@ def _remove(path: str) -> None:
   (shutil.rmtree recurses once per level and stops at Python's recursion limit)."""
   try:
     shutil.rmtree(path)
-  except (OSError, RecursionError):
-    subprocess.run(["rm", "-rf", "--one-file-system", path], check=False,
-                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+  except (OSError, RecursionError):  # also directories the program made unreadable
+    for command in (["chmod", "-R", "u+rwX", path], ["rm", "-rf", "--one-file-system", path]):
+      subprocess.run(command, check=False, stdout=subprocess.DEVNULL,
+                     stderr=subprocess.DEVNULL)
 
 
 def _verdicts(checks, results: str) -> tuple[str, ...]:

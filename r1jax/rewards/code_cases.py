@@ -48,6 +48,8 @@ _TRANSFORMS = {"set": _set, "frozenset": _frozenset, "dict": _dict, "sorted": so
                "list": list, "tuple": tuple, "len": len, "abs": abs, "round": round,
                "str": str, "int": int, "float": float, "bool": bool, "sum": sum, "min": min,
                "max": max}
+# Those that take any iterable in Python (len does not): the sandbox may list an iterator.
+_ITERABLE_TRANSFORMS = ("set", "frozenset", "sorted", "list", "tuple", "sum", "min", "max")
 _SINGLETONS = (True, False, None)
 
 
@@ -78,9 +80,12 @@ class Check:
   source: str = ""
 
   def call_spec(self) -> list:
-    """What the sandbox gets: [target, encoded args, encoded kwargs]; no expected value."""
+    """What the sandbox gets: [target, encoded args, encoded kwargs, materialize]; never
+    the expected value. materialize: the test reads the value through list/sorted/set/...,
+    so the sandbox turns an iterator it returns (a generator, dict_keys) into a list."""
     return [[list(step) for step in self.target], encode(list(self.args)),
-            encode(dict(self.kwargs))]
+            encode(dict(self.kwargs)),
+            bool(self.transforms) and self.transforms[0][0] in _ITERABLE_TRANSFORMS]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -94,6 +99,13 @@ Case = Union[IoCase, CallCase]
 def parse_tests(tests) -> list[Case]:
   """The cases of `tests` (see the module docstring); ValueError, naming the case and the
   reason, for anything malformed or unjudgeable."""
+  try:
+    return _parse_tests(tests)
+  except RecursionError:
+    raise ValueError("the tests are nested too deeply to read") from None
+
+
+def _parse_tests(tests) -> list[Case]:
   if isinstance(tests, str):
     try:
       tests = json.loads(tests)
@@ -134,8 +146,9 @@ def _apps_check(fn_name, inputs, output) -> Check:
     raise ValueError(f"fn_name {fn_name!r} is not a function name")
   if not isinstance(inputs, list):
     raise ValueError(f"call-based inputs must be argument lists, got {str(inputs)[:80]!r}")
-  return Check((("name", fn_name),), tuple(inputs), (), op="apps", expected=output,
-               source=f"{fn_name}(*{str(inputs)[:60]})")
+  check = Check((("apps", fn_name),), tuple(inputs), (), op="apps", expected=output,
+                source=f"{fn_name}(*{str(inputs)[:60]})")
+  return _sendable(check)
 
 
 # -------------------------------------------------------------------------- asserts
@@ -157,12 +170,22 @@ def parse_asserts(source: str) -> tuple[Check, ...]:
       raise ValueError(f"{text[:80]!r} is not an assert; a test string holds asserts on "
                        "calls, e.g. 'assert f(2) == 4'")
     try:
-      checks.append(dataclasses.replace(_check(stmt.test), source=text))
+      checks.append(_sendable(dataclasses.replace(_check(stmt.test), source=text)))
     except ValueError as e:
       raise ValueError(f"cannot judge {text[:80]!r} from data: {e}") from None
   if not checks:
     raise ValueError("no assert in the test")
   return tuple(checks)
+
+
+def _sendable(check: Check) -> Check:
+  """`check`, once its call is known to reach the sandbox as plain data (bytes, complex or
+  Ellipsis arguments would not)."""
+  try:
+    check.call_spec()
+  except (TypeError, ValueError) as e:
+    raise ValueError(f"the call's arguments are not plain data: {e}") from None
+  return check
 
 
 def _check(node: ast.expr) -> Check:
@@ -316,7 +339,7 @@ def _holds(check: Check, value) -> bool:
     return value is not expected
   if op in ("truthy", "falsy"):
     return bool(value) == (op == "truthy")
-  if type(value) not in (int, float) or type(expected) not in (int, float):
+  if type(value) not in (bool, int, float) or type(expected) not in (bool, int, float):
     return op == "apps" and _apps_equal(value, expected)
   if op == "isclose":
     return math.isclose(value, expected, rel_tol=check.tolerance[0],

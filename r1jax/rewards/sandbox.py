@@ -25,6 +25,7 @@ so the program cannot read them, and no value it sends can be a pass unless it i
 
 from __future__ import annotations
 
+import collections
 import json
 import os
 import resource
@@ -41,6 +42,9 @@ _MAX_DEPTH = 64  # nesting depth of values that encode() accepts
 _MAX_SHARED_HASH = 32  # set members or dict keys with one hash that decode() accepts
 _MAX_TASKS = 64  # RLIMIT_NPROC of a runner under its own uid: its threads, all told
 RUN_UID_BASE = 1 << 20  # a root caller's runners run as uid RUN_UID_BASE + the launcher's pid
+# Standard containers a function may return, read as the plain data they hold (exact types).
+_DICTS = (collections.Counter, collections.OrderedDict, collections.defaultdict)
+_deque = collections.deque
 
 # ------------------------------------------------------------------------- plain data
 
@@ -58,10 +62,14 @@ def encode(value, depth: int = 0):
     return [encode(v, depth + 1) for v in value]
   if kind is tuple:
     return {"t": [encode(v, depth + 1) for v in value]}
-  if kind is set or kind is frozenset:
+  if kind is set:
     return {"s": [encode(v, depth + 1) for v in value]}
-  if kind is dict:
-    return {"d": [[encode(k, depth + 1), encode(v, depth + 1)] for k, v in value.items()]}
+  if kind is frozenset:
+    return {"fs": [encode(v, depth + 1) for v in value]}
+  if kind is dict or kind in _DICTS:  # Counter etc.: compared as the dicts they hold
+    return {"d": [[encode(k, depth + 1), encode(v, depth + 1)] for k, v in dict.items(value)]}
+  if kind is _deque:
+    return [encode(v, depth + 1) for v in value]
   raise TypeError(f"{kind.__name__} is not plain data")
 
 
@@ -78,8 +86,9 @@ def distinct_hashes(items: list) -> list:
   return items
 
 
-def decode(data):
-  """The inverse of `encode` (sets come back as frozensets); ValueError if malformed."""
+def decode(data, hashable: bool = False):
+  """The inverse of `encode`; ValueError if malformed. hashable: where the value must be
+  hashable (a set member, a dict key), a set comes back as a frozenset."""
   if isinstance(data, list):
     return [decode(v) for v in data]
   if isinstance(data, dict):
@@ -89,11 +98,12 @@ def decode(data):
     if not isinstance(items, list):
       raise ValueError(f"not an encoded value: {str(data)[:80]}")
     if tag == "t":
-      return tuple(decode(v) for v in items)
-    if tag == "s":
-      return frozenset(distinct_hashes([decode(v) for v in items]))
+      return tuple(decode(v, hashable) for v in items)
+    if tag in ("s", "fs"):
+      members = distinct_hashes([decode(v, True) for v in items])
+      return frozenset(members) if tag == "fs" or hashable else set(members)
     if tag == "d" and all(isinstance(kv, list) and len(kv) == 2 for kv in items):
-      keys = distinct_hashes([decode(k) for k, _ in items])
+      keys = distinct_hashes([decode(k, True) for k, _ in items])
       return dict(zip(keys, (decode(v) for _, v in items)))
     raise ValueError(f"not an encoded value: {str(data)[:80]}")
   return data
@@ -135,7 +145,10 @@ _SYSCALLS = {
         process_mrelease=448, flock=73, setxattr=188, lsetxattr=189, fsetxattr=190,
         getxattr=191, lgetxattr=192, fgetxattr=193, listxattr=194, llistxattr=195,
         flistxattr=196, removexattr=197, lremovexattr=198, fremovexattr=199,
-        setxattrat=463, getxattrat=464, listxattrat=465, removexattrat=466)),
+        setxattrat=463, getxattrat=464, listxattrat=465, removexattrat=466,
+        fadvise64=221, mincore=27, cachestat=451, readahead=187, sync=162, syncfs=306,
+        connect=42, bind=49, sendmsg=46, sendmmsg=307, sendto=44, preadv2=327,
+        madvise=28)),
     "aarch64": (0xC00000B7, dict(
         clone=220, clone3=435, setsid=157, setpgid=154, ptrace=117,
         process_vm_readv=270, process_vm_writev=271, socket=198, fcntl=25,
@@ -153,7 +166,9 @@ _SYSCALLS = {
         process_mrelease=448, flock=32, setxattr=5, lsetxattr=6, fsetxattr=7, getxattr=8,
         lgetxattr=9, fgetxattr=10, listxattr=11, llistxattr=12, flistxattr=13,
         removexattr=14, lremovexattr=15, fremovexattr=16, setxattrat=463, getxattrat=464,
-        listxattrat=465, removexattrat=466)),
+        listxattrat=465, removexattrat=466, fadvise64=223, mincore=232, cachestat=451,
+        readahead=213, sync=81, syncfs=267, connect=203, bind=200, sendmsg=211,
+        sendmmsg=269, sendto=206, preadv2=286, madvise=233)),
 }
 # Refused outright: new processes (threads are clones with CLONE_THREAD, checked apart),
 # leaving the process group, reading or steering other processes (memory, priority,
@@ -176,8 +191,20 @@ _DENIED = ("fork", "vfork", "setsid", "setpgid", "ptrace", "process_vm_readv",
            "flock", "setxattr", "lsetxattr", "fsetxattr", "getxattr", "lgetxattr",
            "fgetxattr", "listxattr", "llistxattr", "flistxattr", "removexattr",
            "lremovexattr", "fremovexattr", "setxattrat", "getxattrat", "listxattrat",
-           "removexattrat")
-_SELF_ONLY = ("prlimit64", "sched_setaffinity")  # their first argument, a pid, must be 0
+           "removexattrat",
+           # the page cache of shared files as a channel (probing it: mincore, cachestat;
+           # steering it: fadvise, readahead) and host-wide writeback
+           "fadvise64", "mincore", "cachestat", "readahead", "sync", "syncfs",
+           # socketpair stays (asyncio's self-pipe), but aimed nowhere: no connect, bind,
+           # or sendmsg (whose address a filter cannot read); sendto below
+           "connect", "bind", "sendmsg", "sendmmsg")
+# (call, offset of the argument in seccomp_data, rule, values): "deny" the listed values,
+# "deny_bits" any of them set, "zero" allow only 0 (a pid of 0 is the caller itself; a
+# NULL address sends on the socket's own peer), "zero64" the same for a 64-bit pointer.
+_ARG_RULES = (("prlimit64", 16, "zero", ()), ("sched_setaffinity", 16, "zero", ()),
+              ("sendto", 48, "zero64", ()),
+              ("preadv2", 56, "deny_bits", (8,)),  # RWF_NOWAIT: is this page cached?
+              ("madvise", 32, "deny", (20, 21)))  # MADV_COLD, MADV_PAGEOUT: evict
 # Refused where neither a PID namespace nor Landlock's signal scope keeps signals inside.
 _SIGNALS = ("kill", "tkill", "tgkill", "rt_sigqueueinfo", "rt_tgsigqueueinfo",
             "pidfd_send_signal")
@@ -213,14 +240,20 @@ def _seccomp_program(deny_signals: bool) -> bytes:
   prog += [(jeq, 0, 6, nr["clone"]), (ld, 0, 0, 16), (jset, 3, 0, _NAMESPACE_FLAGS),
            (jset, 1, 0, _CLONE_THREAD), (ret, 0, 0, eperm), (ret, 0, 0, allow),
            (ret, 0, 0, eperm)]
-  for name in _SELF_ONLY:
-    prog += [(jeq, 0, 4, nr[name]), (ld, 0, 0, 16), (jeq, 1, 0, 0), (ret, 0, 0, eperm),
-             (ret, 0, 0, allow)]
-  # fcntl(fd, cmd, ...): the commands of _FCNTL_DENIED (arg 1, at offset 24)
-  n = len(_FCNTL_DENIED)
-  prog += [(jeq, 0, n + 3, nr["fcntl"]), (ld, 0, 0, 24)]
-  prog += [(jeq, n - i, 0, cmd) for i, cmd in enumerate(_FCNTL_DENIED)]
-  prog += [(ret, 0, 0, allow), (ret, 0, 0, eperm)]
+  for name, offset, rule, values in _ARG_RULES + (("fcntl", 24, "deny", _FCNTL_DENIED),):
+    if rule == "deny":  # any listed value -> EPERM
+      n = len(values)
+      body = [(ld, 0, 0, offset)] + [(jeq, n - i, 0, v) for i, v in enumerate(values)]
+      body += [(ret, 0, 0, allow), (ret, 0, 0, eperm)]
+    elif rule == "deny_bits":
+      body = [(ld, 0, 0, offset), (jset, 1, 0, values[0]), (ret, 0, 0, allow),
+              (ret, 0, 0, eperm)]
+    elif rule == "zero":
+      body = [(ld, 0, 0, offset), (jeq, 0, 1, 0), (ret, 0, 0, allow), (ret, 0, 0, eperm)]
+    else:  # zero64: both halves of the argument
+      body = [(ld, 0, 0, offset), (jeq, 0, 3, 0), (ld, 0, 0, offset + 4), (jeq, 0, 1, 0),
+              (ret, 0, 0, allow), (ret, 0, 0, eperm)]
+    prog += [(jeq, 0, len(body), nr[name])] + body
   prog += [(ret, 0, 0, allow)]
   return b"".join(struct.pack("=HBBI", *op) for op in prog), len(prog)
 
@@ -510,14 +543,16 @@ def _deny_hook(box: str) -> None:
   writes = posix.O_WRONLY | posix.O_RDWR | posix.O_CREAT | posix.O_TRUNC | posix.O_APPEND
   getcwd, stat, fspath, denied = posix.getcwd, posix.stat, posix.fspath, PermissionError
   str_, bytes_, int_, prefix, own = str, bytes, int, box + "/", str(posix.getpid())
+  join_s, join_b, isinstance_ = str.join, bytes.join, isinstance
 
   def resolve(path):
     """Absolute and lexically normal: sound, as no symlink can be made in the box and the
     working directory stays the box."""
     if path.__class__ is not str_ and path.__class__ is not bytes_:
       path = fspath(path)
-    if path.__class__ is bytes_:
-      path = path.decode("utf-8", "surrogateescape")
+    if isinstance_(path, bytes_):
+      path = bytes_.decode(join_b(b"", [path]), "utf-8", "surrogateescape")
+    path = join_s("", [path])  # an exact str: a subclass's own methods cannot lie
     parts = []
     for part in (path if path[:1] == "/" else getcwd() + "/" + path).split("/"):
       if part == "..":
@@ -539,9 +574,12 @@ def _deny_hook(box: str) -> None:
   def hook(event, args):
     if event in deny or event[:7] == "socket.":
       raise denied(f"sandbox: {event} is not allowed")
-    if event == "import" and any(part in modules or part[:5] == "_test"  # x._ctypes too
-                                 for part in args[0].split(".")):
-      raise denied(f"sandbox: importing {args[0]} is not allowed")
+    if event == "import":
+      name = args[0]
+      if name.__class__ is not str_:  # a str subclass could lie to this check
+        raise denied("sandbox: import names must be plain strings")
+      if any(part in modules or part[:5] == "_test" for part in name.split(".")):
+        raise denied(f"sandbox: importing {name} is not allowed")  # x._ctypes too
     if event == "open" and args[0].__class__ is not int_:  # an int: an open descriptor
       path = resolve(args[0])
       if inside(path):
@@ -570,11 +608,12 @@ def _run(cfg: dict) -> None:
   exec_, compile_, exit_, write, dumps = exec, compile, os._exit, os.write, json.dumps
   SystemExit_, MemoryError_, BaseException_ = SystemExit, MemoryError, BaseException
   excepthook, exc_info, stderr, encode_ = sys.excepthook, sys.exc_info, sys.stderr, encode
-  getattr_, type_, int_ = getattr, type, int
+  getattr_, type_, int_, list_ = getattr, type, int, list
+  plain = (type(None), bool, int, float, str, list, tuple, set, frozenset, dict)
   with os.fdopen(cfg["job_fd"], "rb") as f:
     job = json.loads(f.read())
   calls, result_fd = job["calls"], cfg["result_fd"]
-  args = [(decode(a), decode(k)) for _, a, k in calls or ()]
+  args = [(decode(a), decode(k)) for _, a, k, _ in calls or ()]
 
   def quit_(code=None):  # exit() and quit(), which -S leaves out
     raise SystemExit_(code)
@@ -596,12 +635,18 @@ def _run(cfg: dict) -> None:
     exit_(1)
   if calls is not None:
     records = []
-    for (target, _, _), (a, k) in zip(calls, args):
+    for (target, _, _, materialize), (a, k) in zip(calls, args):
       try:
-        fn = g[target[0][1]]
+        first = target[0]
+        if first[0] == "apps" and first[1] not in g:  # APPS: a function, else Solution's
+          fn = getattr_(g["Solution"](), first[1])
+        else:
+          fn = g[first[1]]
         for step in target[1:]:
           fn = fn() if step[0] == "call" else getattr_(fn, step[1])
         value = fn(*a, **k)
+        if materialize and type_(value) not in plain:  # a generator, dict_keys, ...
+          value = list_(value)  # the test reads it through list/sorted/set/len/...
       except MemoryError_:
         exit_(EXIT_MEMORY)
       except BaseException_ as e:  # SystemExit included: a call that exits is a crash
