@@ -60,8 +60,9 @@ Limitations, and why acceptable. The program runs in the interpreter that makes 
 so it can change what the calls return; but it can only ever return values, and a right
 value is a solved case (the caller also refuses sets and dicts of values crafted to share
 one hash, which would cost it quadratic time). Programs see the standard library and
-system files, and concurrent sandboxes can sense each other's CPU load (a timing channel
-needs a sender that already solved the case). Without namespaces: paths outside can be
+system files; concurrent sandboxes can sense each other's CPU load, and the page cache of
+shared files through the time reads take (its direct probes and levers are refused); such
+a timing channel needs a sender that already solved the case. Without namespaces: paths outside can be
 stat()ed (names, sizes, times; never contents); the box is a directory of the caller's
 whose size only the timeout and the per-file cap bound (removed afterwards; a program
 that makes 10^5 files costs the caller their removal); and a root caller whose Python
