@@ -12,7 +12,7 @@ MODEL=${SMOLLM2:-$($PY -c "from tests.real_model import smollm2_hf; print(smollm
 COMMON=(--config=configs/grpo_smollm2.py --config.init_from="$MODEL"
         --config.model_overrides.dtype=bfloat16 --config.train.num_steps="$STEPS"
         --config.train.eval_every=0 --config.train.save_every=1000
-        --config.rl.prompts_per_step=4 --config.rl.num_generations=8
+        --config.rl.prompts_per_step=2 --config.rl.num_generations=8
         --config.rl.max_new_tokens=48 --config.train.micro_batches=2)
 run() {  # name, overrides...
   local name=$1; shift

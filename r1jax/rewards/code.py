@@ -76,6 +76,7 @@ import functools
 import glob
 import importlib.util
 import json
+import marshal
 import os
 import select
 import shutil
@@ -269,6 +270,14 @@ def _searchable_by_all(path: str) -> bool:
   return True
 
 
+@functools.cache
+def _sandbox_code() -> bytes:
+  """marshal.dumps of r1jax/rewards/sandbox.py's code, compiled once per process: what the
+  launcher and the runner execute (sandbox.BOOT), without compiling 30 kB each time."""
+  with open(sandbox.__file__, encoding="utf-8") as f:
+    return marshal.dumps(compile(f.read(), sandbox.__file__, "exec"))
+
+
 def _use_namespaces() -> bool:
   return os.environ.get(NAMESPACES_ENV, "1") != "0"
 
@@ -280,7 +289,8 @@ def _execute(code: str, case: Case, *, timeout, memory_mb, output_bytes, isolate
   system = _system()
   root = tempfile.mkdtemp(prefix=sandbox.TAG + "-")
   try:
-    path = {k: os.path.join(root, k) for k in ("job", "in", "out", "err", "result", "setup")}
+    path = {k: os.path.join(root, k)
+            for k in ("job", "in", "out", "err", "result", "setup", "code")}
     if isolate:
       os.mkdir(os.path.join(root, "fs"))
       box = sandbox.BOX_INSIDE
@@ -291,11 +301,15 @@ def _execute(code: str, case: Case, *, timeout, memory_mb, output_bytes, isolate
       json.dump({"code": code, "calls": calls}, f)
     with open(path["in"], "w", encoding="utf-8") as f:
       f.write(stdin)
+    with open(path["code"], "wb") as f:
+      f.write(_sandbox_code())
     fds = [os.open(path["job"], os.O_RDONLY)]
     os.unlink(path["job"])
     fds += [os.open(path[k], os.O_WRONLY | os.O_CREAT, 0o600) for k in ("result", "setup")]
+    fds.append(os.open(path["code"], os.O_RDONLY))
     cfg = {"box": box, "root": os.path.join(root, "fs"), "run": root, "job_fd": fds[0],
-           "result_fd": fds[1], "setup_fd": fds[2], "isolate": isolate, "audit": audit,
+           "result_fd": fds[1], "setup_fd": fds[2], "code_fd": fds[3], "isolate": isolate,
+           "audit": audit,
            "landlock": landlock, "seccomp": seccomp,
            "deny_signals": not isolate and landlock < 6,
            "read": system.read, "hide": system.hide, "mask": system.mask,
@@ -308,7 +322,8 @@ def _execute(code: str, case: Case, *, timeout, memory_mb, output_bytes, isolate
          open(path["err"], "wb") as ferr:
       try:
         proc = subprocess.Popen(
-            [sys.executable, "-I", "-S", sandbox.__file__, sandbox.TAG, json.dumps(cfg)],
+            [sys.executable, "-I", "-S", "-c", sandbox.BOOT, str(fds[3]), sandbox.TAG,
+             json.dumps(cfg)],
             stdin=fin, stdout=fout, stderr=ferr, cwd=root, pass_fds=fds,
             env={"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8", "HOME": box},
             start_new_session=True)

@@ -1,9 +1,11 @@
 """The code sandbox's own processes: a launcher, an init and the runner that holds the program.
 
-This file is run as a script, never imported into them: `python -I -S sandbox.py TAG CONFIG`
-starts the launcher, `python -I -S sandbox.py RUNNER_TAG CONFIG` the runner. The caller's
-side (r1jax.rewards.code) imports it for the constants, `encode`/`decode` and the layer
-checks. Standard library only; ctypes only in the launcher, before the runner's exec.
+This file's compiled code is what those processes run, never an import of the package:
+the caller compiles it once, and `python -I -S -c BOOT FD TAG CONFIG` execs the code read
+from descriptor FD (the launcher with TAG, the runner with RUNNER_TAG), so a sandbox
+costs no compile of this file and needs to see no file of the caller's. The caller's
+side (r1jax.rewards.code) also imports it for the constants, `encode`/`decode` and the
+layer checks. Standard library only; ctypes only in the launcher, before the runner's exec.
 
     caller ── A launcher (own session; SIGKILLed with its group afterwards)
                  │  with namespaces: unshare user/mount/PID/net/IPC/UTS, pivot into a new root
@@ -34,6 +36,10 @@ import sys
 
 TAG = "r1jax-sandbox"  # the launcher's argv[1], and the prefix of each run's directory
 RUNNER_TAG = "r1jax-sandbox-runner"
+# The bootstrap of both processes: argv = [-c, FD, TAG, CONFIG]; FD holds marshal.dumps of
+# this file's code object (r1jax.rewards.code writes it for every run).
+BOOT = ("import marshal, os, sys\n"
+        "exec(marshal.loads(os.pread(int(sys.argv[1]), 1 << 24, 0)), {'__name__': '__main__'})\n")
 EXIT_MEMORY = 3  # the runner's exit code after a MemoryError
 EXIT_SETUP_FAILED = 125  # the launcher's, when it could not build the sandbox
 BOX_INSIDE = "/tmp"  # the program's working directory, with namespaces
@@ -459,8 +465,8 @@ def _become_runner(libc, call, cfg: dict) -> None:
   os.set_inheritable(cfg["setup_fd"], False)
   # "run": the caller's directory for this run, which names the runner's processes
   runner_cfg = {k: cfg[k] for k in ("job_fd", "result_fd", "audit", "box", "run")}
-  os.execv(cfg["python"], [cfg["python"], "-I", "-S", "-c", cfg["source"], RUNNER_TAG,
-                           json.dumps(runner_cfg)])
+  os.execv(cfg["python"], [cfg["python"], "-I", "-S", "-c", BOOT, str(cfg["code_fd"]),
+                           RUNNER_TAG, json.dumps(runner_cfg)])
 
 
 def _init(libc, call, cfg: dict) -> None:
@@ -498,8 +504,6 @@ def _exit_code(status: int) -> int:
 def _launch(cfg: dict) -> None:
   """Process A."""
   try:
-    with open(__file__, encoding="utf-8") as f:  # the runner's code: this file, read now,
-      cfg["source"] = f.read()  # as the sandbox cannot see it
     libc, call = _libc()
     libc.prctl(_PR_SET_DUMPABLE, 0, 0, 0, 0)
     if cfg["own_uid"]:  # unique among the sandboxes alive: the launcher's pid is
@@ -610,6 +614,7 @@ def _run(cfg: dict) -> None:
   excepthook, exc_info, stderr, encode_ = sys.excepthook, sys.exc_info, sys.stderr, encode
   getattr_, type_, int_, list_ = getattr, type, int, list
   plain = (type(None), bool, int, float, str, list, tuple, set, frozenset, dict)
+  os.close(int(sys.argv[1]))  # the descriptor BOOT read this code from
   with os.fdopen(cfg["job_fd"], "rb") as f:
     job = json.loads(f.read())
   calls, result_fd = job["calls"], cfg["result_fd"]
@@ -668,7 +673,7 @@ def _run(cfg: dict) -> None:
     exit_(1)
 
 
-if __name__ == "__main__" and sys.argv[1:2] == [TAG]:
-  _launch(json.loads(sys.argv[2]))
-elif __name__ == "__main__" and sys.argv[1:2] == [RUNNER_TAG]:
-  _run(json.loads(sys.argv[2]))
+if __name__ == "__main__" and sys.argv[-2:-1] == [TAG]:
+  _launch(json.loads(sys.argv[-1]))
+elif __name__ == "__main__" and sys.argv[-2:-1] == [RUNNER_TAG]:
+  _run(json.loads(sys.argv[-1]))
