@@ -150,28 +150,32 @@ def test_greedy_generation_matches_transformers(r1jax_model, reference):
 
 
 def test_grpo_runs_from_the_real_checkpoint(hf_dir, tmp_path):
-  """A GRPO step from SmolLM2 with its own chat template: the rollouts stop at its
-  end-of-turn token, the loss and the update are finite, evaluation runs, and in float32
-  the sampler's log-probs (at T = 0.8) agree with the trainer's to rounding."""
-  from configs import grpo_gsm8k
-  from r1jax.runtime.metrics import read_metrics
-  from r1jax.train import train_and_evaluate
+  """Two GRPO steps from SmolLM2 with its own chat template, as a user runs them (the CLI,
+  one CPU device: a third of the time the tests' 8 host devices take): the rollouts stop
+  at its end-of-turn token, the loss and the update are finite, evaluation runs, and in
+  float32 the sampler's log-probs (at T = 0.8) agree with the trainer's to rounding."""
+  import os
+  import subprocess
+  import sys
 
-  c = grpo_gsm8k.get_config()
-  c.init_from = str(hf_dir)
-  c.model_overrides.dtype, c.model_overrides.remat = "float32", "none"
-  # the tests' 8 host devices: weights, reference and Adam state split 8 ways (fsdp), not
-  # replicated 8 times (~20 GB)
-  c.mesh.data, c.mesh.fsdp = 1, -1
-  c.data.train, c.data.eval, c.data.num_eval = "arithmetic:train", "arithmetic:test", 8
-  c.data.instruction = "Answer with the number only, in \\boxed{}."
-  c.rl.prompts_per_step, c.rl.num_generations, c.rl.max_new_tokens = 4, 2, 16
-  c.rl.temperature = 0.8
-  c.train.num_steps, c.train.eval_every = 1, 1
-  train_and_evaluate(c, str(tmp_path / "run"))
+  from r1jax.runtime.metrics import read_metrics
+
+  overrides = dict(init_from=hf_dir, **{
+      "model_overrides.dtype": "float32", "model_overrides.remat": "none",
+      "data.train": "arithmetic:train", "data.eval": "arithmetic:test", "data.num_eval": 8,
+      "data.instruction": "Answer with the number only, in \\boxed{}.",
+      "rl.prompts_per_step": 4, "rl.num_generations": 2, "rl.max_new_tokens": 16,
+      "rl.temperature": 0.8, "train.num_steps": 2, "train.eval_every": 2})
+  cmd = [sys.executable, "-m", "r1jax.train", "--config=configs/grpo_gsm8k.py",
+         f"--workdir={tmp_path / 'run'}"] + [f"--config.{k}={v}" for k, v in overrides.items()]
+  env = {k: v for k, v in os.environ.items() if k != "XLA_FLAGS"}
+  done = subprocess.run(cmd, env=env, cwd=Path(__file__).parents[1], capture_output=True,
+                        text=True, timeout=600)
+  assert done.returncode == 0, done.stderr[-3000:]
+  assert "1 local of 1 devices" in done.stderr + done.stdout
   rows = read_metrics(str(tmp_path / "run"))
   last = rows[-1]
-  assert last["step"] == 1 and last["skipped_steps"] == 0 and np.isfinite(last["loss"])
+  assert last["step"] == 2 and last["skipped_steps"] == 0 and np.isfinite(last["loss"])
   assert last["grad_norm"] > 0
   assert "eval/accuracy" in last and 0 < last["completion/mean_length"] <= 16
   assert last["mismatch/logp_diff_mean"] <= 1e-5, last["mismatch/logp_diff_mean"]
