@@ -193,6 +193,8 @@ def test_two_processes_train_like_one(tmp_path):
     for k in r2:
       if k.startswith(("reward/", "eval/", "completion/", "groups/")):
         assert r2[k] == r1[k], (r2["step"], k)
+      elif k.startswith("mismatch/"):  # sampler vs trainer in float32: rounding, ~1e-5
+        np.testing.assert_allclose(r2[k], r1[k], rtol=0, atol=5e-5, err_msg=k)
       elif not k.startswith("time/"):  # losses: sums in another order (see below)
         np.testing.assert_allclose(r2[k], r1[k], rtol=1e-4, atol=1e-6, err_msg=k)
   assert any(r.get("reward/std", 0) > 0 for r in rows2)  # some advantages were not zero
@@ -215,9 +217,10 @@ def test_two_processes_train_like_one(tmp_path):
   assert sorted(two) == sorted(one) == sorted(restored) == sorted(base) and len(two) > 10
   for k in two:
     # The same programs on the same mesh; only the cross-process reductions (gloo) add
-    # in another order: at most ~3e-7 apart (so atol 1e-6) after steps that moved the
-    # weights by ~1e-3 (the median), far beyond what the tolerance would hide.
-    np.testing.assert_allclose(two[k], one[k], rtol=1e-5, atol=1e-6, err_msg=k)
+    # in another order: mostly ~3e-7 apart, rarely 1.6e-6 (one weight in 4e5, where Adam
+    # normalises a tiny gradient), so atol 3e-6, after steps that moved the weights by
+    # ~1e-3 (the median), far beyond what the tolerance would hide.
+    np.testing.assert_allclose(two[k], one[k], rtol=1e-5, atol=3e-6, err_msg=k)
     np.testing.assert_array_equal(restored[k], two[k], err_msg=k)
     np.testing.assert_array_equal(ref[k], base[k], err_msg=k)  # the KL reference: the start
   assert sum(float(np.abs(base[k] - restored[k]).sum()) for k in base) > 0  # it trained

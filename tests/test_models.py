@@ -111,14 +111,15 @@ def _decode_stepwise(cfg, params, tokens, prompt_len, positions=None, segment_id
   if segment_ids is None:
     segment_ids = jnp.ones((B, T), jnp.int32)
   cache = init_cache(cfg, B, T, dtype=jnp.float32)
-  step = jax.jit(lambda p, t, pos, seg, c: forward(cfg, p, t, positions=pos, segment_ids=seg,
-                                                   cache=c))
+  step = jax.jit(lambda p, t, pos, seg, c, slot: forward(cfg, p, t, positions=pos,
+                                                         segment_ids=seg, cache=c,
+                                                         cache_slot=slot))
   logits, cache = step(params, tokens[:, :prompt_len], positions[:, :prompt_len],
-                       segment_ids[:, :prompt_len], cache)
+                       segment_ids[:, :prompt_len], cache, 0)
   out = [logits]
   for t in range(prompt_len, T):
     logits, cache = step(params, tokens[:, t:t + 1], positions[:, t:t + 1],
-                         segment_ids[:, t:t + 1], cache)
+                         segment_ids[:, t:t + 1], cache, t)
     out.append(logits)
   return jnp.concatenate(out, axis=1)
 
@@ -136,7 +137,8 @@ def test_cache_decode_equals_full_forward(cfg):
 def test_mla_absorbed_equals_expanded_in_one_call(ds_params):
   tokens = _tokens((2, 9))
   full = forward(DS, ds_params, tokens)
-  absorbed, cache = forward(DS, ds_params, tokens, cache=init_cache(DS, 2, 16, jnp.float32))
+  absorbed, cache = forward(DS, ds_params, tokens, cache=init_cache(DS, 2, 16, jnp.float32),
+                           cache_slot=0)
   np.testing.assert_allclose(absorbed, full, atol=1e-5, rtol=0)
   # only the latent and the rope key are cached: C + R values per token per layer
   assert cache["moe_layers"]["c_kv"].shape == (3, 2, 16, DS.kv_lora_rank)
@@ -335,7 +337,7 @@ def test_last_only_and_no_mtp_when_decoding():
   tokens = _tokens((2, 6))
   full = forward(cfg, params, tokens)
   last, _, aux = forward(cfg, params, tokens, cache=init_cache(cfg, 2, 8, jnp.float32),
-                         last_only=True, return_aux=True)
+                         cache_slot=0, last_only=True, return_aux=True)
   chex.assert_shape(last, (2, 1, 1024))
   np.testing.assert_allclose(last[:, 0], full[:, -1], atol=1e-5, rtol=0)
   assert "mtp_logits" not in aux  # decoding never pays for the MTP module

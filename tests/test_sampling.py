@@ -11,6 +11,7 @@ from r1jax.models import forward, init_params, presets
 from r1jax.sampling import (SamplingParams, generate, generate_text, process_logits,
                             prompt_bucket, sample_token, top_k_filter, top_p_filter)
 from r1jax.sampling import sampler
+from r1jax.sampling.processors import draw as sampler_draw
 
 DS = presets.get("deepseek_v3_tiny")
 QWEN = presets.get("qwen2_tiny")
@@ -122,6 +123,24 @@ def test_sampled_frequencies_match_target():
   target = np_softmax(np_process(np.asarray(logits), temperature=0.7, top_p=0.85))
   assert (freq[3:] == 0).all() and (target[3:] == 0).all()
   assert np.abs(freq - target).max() < 0.02, (freq, target)
+
+
+def test_draw_follows_the_distribution_and_never_draws_a_removed_token():
+  """Inverse-CDF draws over a Zipf-like vocabulary of 1,000 with holes at -inf."""
+  V, n = 1000, 50_000
+  rng = np.random.default_rng(0)
+  logits = -1.1 * np.log(np.arange(1, V + 1)) + rng.normal(0, 0.3, V)
+  logits[rng.choice(V, 300, replace=False)] = -np.inf
+  logits[-5:] = -np.inf  # the last ids can never be drawn, even when u rounds to the total
+  token = np.asarray(sampler_draw(jax.random.split(jax.random.key(3), n),
+                                  jnp.tile(jnp.asarray(logits, jnp.float32)[None], (n, 1))))
+  assert np.isfinite(logits[token]).all()
+  freq = np.bincount(token, minlength=V) / n
+  target = np_softmax(logits)
+  assert np.abs(freq - target).max() < 0.006, np.abs(freq - target).max()
+  # one key for the whole batch draws independent rows too
+  one = np.asarray(sampler_draw(jax.random.key(4), jnp.tile(jnp.zeros((1, 4)), (4000, 1))))
+  assert np.abs(np.bincount(one, minlength=4) / 4000 - 0.25).max() < 0.03
 
 
 # ------------------------------------------------------------------ generate vs forward

@@ -1,8 +1,12 @@
 """Attention layers: multi-head latent attention (MLA) and grouped-query attention (GQA).
 
 Both take x [B, T, D] and a `Context` (positions, segments, RoPE tables) and return
-[B, T, D]. Given a layer cache they write the new tokens into it at their positions
-and attend over the whole cache; the cache slot of a token is its position.
+[B, T, D]. Given the decode cache of their group of layers (stacked: [L, B, S, ...]) and
+their layer index, they write the new tokens into slots ctx.cache_slot .. + T - 1 of
+their layer (one `dynamic_update_slice`, the same slots for every row, so XLA updates the
+cache in place) and attend over the whole cache, masked by each slot's segment and
+position (`Context.kv_segment_ids`, `kv_positions`): a slot need not equal its token's
+position, so prompts of different lengths share slots.
 
 MLA (DeepSeek-V2 §2.1, V3 §2.1.1) has two paths that compute the same function:
   * expanded (training / no cache): the latent c_kv [B, S, C] is up-projected to
@@ -34,27 +38,33 @@ class Context(NamedTuple):
   """Per-call inputs shared by every layer.
 
   positions, segment_ids: [B, T] int32; sin, cos: [B, T, R/2] float32.
-  kv_segment_ids: [B, S] segment of each cache slot after this call's writes (cache only).
+  With a cache: cache_slot, the int32 scalar slot of this call's first token (token i goes
+  to slot cache_slot + i in every row); kv_segment_ids, kv_positions [B, S], the segment
+  and position of each cache slot after this call's writes.
   """
   positions: jax.Array
   segment_ids: jax.Array
   sin: jax.Array
   cos: jax.Array
+  cache_slot: jax.Array | None = None
   kv_segment_ids: jax.Array | None = None
+  kv_positions: jax.Array | None = None
 
 
-def write_cache(buf: jax.Array, new: jax.Array, positions: jax.Array) -> jax.Array:
-  """buf [B, S, ...] with new [B, T, ...] stored at slots positions [B, T]."""
-  rows = jnp.arange(buf.shape[0])[:, None]
-  return buf.at[rows, positions].set(new.astype(buf.dtype), mode="drop")
+def write_slots(buf: jax.Array, new: jax.Array, slot, layer=None) -> jax.Array:
+  """buf with new stored at slots slot .. slot + T - 1 of every row: buf [B, S, ...] and
+  new [B, T, ...], or with `layer`, buf [L, B, S, ...] and new going to that layer."""
+  new = new.astype(buf.dtype)
+  if layer is None:
+    return jax.lax.dynamic_update_slice_in_dim(buf, new, slot, axis=1)
+  start = (layer, 0, slot) + (0,) * (buf.ndim - 3)
+  return jax.lax.dynamic_update_slice(buf, new[None], start)
 
 
-def _mask(ctx: Context, cache_len: int | None):
-  if cache_len is None:
+def _mask(ctx: Context, cached: bool):
+  if not cached:
     return attention_mask(ctx.positions, ctx.positions, ctx.segment_ids, ctx.segment_ids)
-  B = ctx.positions.shape[0]
-  slots = jnp.broadcast_to(jnp.arange(cache_len, dtype=jnp.int32), (B, cache_len))
-  return attention_mask(ctx.positions, slots, ctx.segment_ids, ctx.kv_segment_ids)
+  return attention_mask(ctx.positions, ctx.kv_positions, ctx.segment_ids, ctx.kv_segment_ids)
 
 
 class MLA(nn.Module):
@@ -62,7 +72,7 @@ class MLA(nn.Module):
   cfg: ModelConfig
 
   @nn.compact
-  def __call__(self, x, ctx: Context, cache: dict | None = None):
+  def __call__(self, x, ctx: Context, cache: dict | None = None, layer=None):
     cfg = self.cfg
     dt = cfg.dtype
     N, C, R = cfg.n_heads, cfg.kv_lora_rank, cfg.qk_rope_head_dim
@@ -96,18 +106,18 @@ class MLA(nn.Module):
       k_pe_heads = jnp.broadcast_to(k_pe[:, :, None, :], k_nope.shape[:3] + (R,))
       k = jnp.concatenate([k_nope, k_pe_heads], axis=-1)
       q_full = jnp.concatenate([q_nope, q_pe], axis=-1)
-      out = dot_attention(q_full, k, v, _mask(ctx, None), cfg.softmax_scale, cfg.attention_impl)
+      out = dot_attention(q_full, k, v, _mask(ctx, False), cfg.softmax_scale, cfg.attention_impl)
       return dense(out, w_o, contract=2), None
 
-    # absorbed path over the latent cache
-    cache = {"c_kv": write_cache(cache["c_kv"], c_kv, ctx.positions),
-             "k_pe": write_cache(cache["k_pe"], k_pe, ctx.positions)}
-    c_all, pe_all = cache["c_kv"].astype(dt), cache["k_pe"].astype(dt)
+    # absorbed path over the latent cache (this layer's [B, S, C] and [B, S, R])
+    cache = {"c_kv": write_slots(cache["c_kv"], c_kv, ctx.cache_slot, layer),
+             "k_pe": write_slots(cache["k_pe"], k_pe, ctx.cache_slot, layer)}
+    c_all, pe_all = (cache[k][layer].astype(dt) for k in ("c_kv", "k_pe"))
     q_lat = jnp.einsum("btnh,cnh->btnc", q_nope, w_ukv[..., :Hn])  # W_UK absorbed
     scores = (jnp.einsum("btnc,bsc->bnts", q_lat, c_all, preferred_element_type=jnp.float32)
               + jnp.einsum("btnr,bsr->bnts", q_pe, pe_all, preferred_element_type=jnp.float32))
     scores = scores * cfg.softmax_scale
-    mask = _mask(ctx, c_all.shape[1])
+    mask = _mask(ctx, True)
     scores = jnp.where(mask[:, None], scores, NEG_INF)
     probs = jax.nn.softmax(scores, axis=-1).astype(dt)
     o_lat = jnp.einsum("bnts,bsc->btnc", probs, c_all)
@@ -120,7 +130,7 @@ class GQA(nn.Module):
   cfg: ModelConfig
 
   @nn.compact
-  def __call__(self, x, ctx: Context, cache: dict | None = None):
+  def __call__(self, x, ctx: Context, cache: dict | None = None, layer=None):
     cfg = self.cfg
     dt = cfg.dtype
     N, K, H = cfg.n_heads, cfg.n_kv_heads, cfg.head_dim
@@ -140,11 +150,11 @@ class GQA(nn.Module):
     w_o = param(self, "o_proj", (N, H, cfg.dim), ("heads", "head_dim", "embed"), cfg).astype(dt)
 
     if cache is None:
-      mask = _mask(ctx, None)
-    else:
-      cache = {"k": write_cache(cache["k"], k, ctx.positions),
-               "v": write_cache(cache["v"], v, ctx.positions)}
-      k, v = cache["k"].astype(dt), cache["v"].astype(dt)
-      mask = _mask(ctx, k.shape[1])
+      mask = _mask(ctx, False)
+    else:  # this layer's [B, S, K, H] after the write
+      cache = {"k": write_slots(cache["k"], k, ctx.cache_slot, layer),
+               "v": write_slots(cache["v"], v, ctx.cache_slot, layer)}
+      k, v = cache["k"][layer].astype(dt), cache["v"][layer].astype(dt)
+      mask = _mask(ctx, True)
     out = dot_attention(q, k, v, mask, cfg.softmax_scale, cfg.attention_impl)
     return dense(out, w_o, contract=2), cache

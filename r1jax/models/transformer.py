@@ -22,7 +22,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from r1jax.models.attention import GQA, MLA, Context, write_cache
+from r1jax.models.attention import GQA, MLA, Context, write_slots
 from r1jax.models.config import ModelConfig
 from r1jax.models.layers import RMSNorm, SwiGLU, dense, param, rope_tables
 from r1jax.models.moe import MoE, update_router_bias
@@ -37,25 +37,32 @@ ACTIVATION_AXES = ("batch", None, None)
 
 
 class Block(nn.Module):
-  """Pre-norm residual block. (x [B, T, D], ctx, layer cache, MoE replay [B, T, K] or None)
-  -> (x, (cache, aux))."""
+  """Pre-norm residual block.
+
+  ((x [B, T, D], cache), ctx, layer index, MoE replay [B, T, K] or None) -> ((x, cache), aux).
+  cache: None, or the decode cache of the block's whole group ([L, B, S, ...] leaves), which
+  the block updates at its own layer. It travels in the scan's carry, not as a scanned
+  input/output: the stacked ys of a scan would copy every layer's cache at every decode
+  step, where a carried buffer is updated in place.
+  """
   cfg: ModelConfig
   moe: bool
 
   @nn.compact
-  def __call__(self, x, ctx: Context, cache, replay=None):
+  def __call__(self, carry, ctx: Context, layer, replay=None):
     cfg = self.cfg
+    x, cache = carry
     if cache is None:  # decoding batches need not divide the mesh; only training pins
       x = nn.with_logical_constraint(x, ACTIVATION_AXES)
     attn_cls = MLA if cfg.attention == "mla" else GQA
-    h, cache = attn_cls(cfg, name="attn")(RMSNorm(cfg, name="attn_norm")(x), ctx, cache)
+    h, cache = attn_cls(cfg, name="attn")(RMSNorm(cfg, name="attn_norm")(x), ctx, cache, layer)
     x = x + h
     y = RMSNorm(cfg, name="ffn_norm")(x)
     if self.moe:
       y, aux = MoE(cfg, name="moe")(y, ctx.segment_ids != 0, replay)
     else:
       y, aux = SwiGLU(cfg, cfg.inter_dim, name="mlp")(y), {}
-    return x + y, (cache, aux)
+    return (x + y, cache), aux
 
 
 def _block_stack(cfg: ModelConfig, moe: bool, length: int, name: str):
@@ -85,7 +92,7 @@ class MTPModule(nn.Module):
     hn = RMSNorm(cfg, name="hnorm")(h)
     w = param(self, "eh_proj", (2 * cfg.dim, cfg.dim), ("mtp_concat", "embed"), cfg)
     x = dense(jnp.concatenate([e, hn], axis=-1), w.astype(cfg.dtype))
-    x, (_, aux) = Block(cfg, cfg.is_moe, name="block")(x, ctx, None)
+    (x, _), aux = Block(cfg, cfg.is_moe, name="block")((x, None), ctx, None)
     return x, RMSNorm(cfg, name="norm")(x), aux
 
 
@@ -94,8 +101,8 @@ class Transformer(nn.Module):
   cfg: ModelConfig
 
   @nn.compact
-  def __call__(self, tokens, positions, segment_ids, cache=None, last_only=False,
-               hidden_only=False, routing=None):
+  def __call__(self, tokens, positions, segment_ids, cache=None, cache_slot=None,
+               last_only=False, hidden_only=False, routing=None):
     cfg = self.cfg
     V = cfg.vocab_size
     embed = param(self, "embed", (V, cfg.dim), ("vocab", "embed"), cfg)
@@ -108,19 +115,21 @@ class Transformer(nn.Module):
     x = embed_tokens(tokens)
     sin, cos = rope_tables(cfg, positions)
     new_cache = None
-    kv_seg = None
+    ctx = Context(positions, segment_ids, sin, cos)
     if cache is not None:
-      kv_seg = write_cache(cache["segment_ids"], segment_ids, positions)
-      new_cache = {"segment_ids": kv_seg}
-    ctx = Context(positions, segment_ids, sin, cos, kv_seg)
+      new_cache = {k: write_slots(cache[k], v, cache_slot)
+                   for k, v in (("segment_ids", segment_ids), ("positions", positions))}
+      ctx = ctx._replace(cache_slot=cache_slot, kv_segment_ids=new_cache["segment_ids"],
+                         kv_positions=new_cache["positions"])
 
     aux: dict[str, Any] = {}
     for group, n, moe in (("dense_layers", cfg.n_dense_layers, False),
                           ("moe_layers", cfg.n_moe_layers, True)):
       if n == 0:
         continue
-      x, (layer_cache, layer_aux) = _block_stack(cfg, moe, n, group)(
-          x, ctx, None if cache is None else cache[group], routing if moe else None)
+      (x, layer_cache), layer_aux = _block_stack(cfg, moe, n, group)(
+          (x, None if cache is None else cache[group]), ctx, jnp.arange(n),
+          routing if moe else None)
       if cache is not None:
         new_cache[group] = layer_cache
       aux.update(layer_aux)  # expert_load [L_moe, E], balance_loss [L_moe], routing
@@ -187,11 +196,11 @@ def param_logical_axes(cfg: ModelConfig) -> Params:
 
 
 def init_cache(cfg: ModelConfig, batch: int, max_len: int, dtype=jnp.bfloat16) -> Params:
-  """An empty decode cache for `max_len` positions.
+  """An empty decode cache of S = `max_len` slots.
 
   MLA layers keep the normalised latent c_kv [L, B, S, C] and the roped key k_pe
   [L, B, S, R]; GQA layers keep k and v [L, B, S, K, H]. segment_ids [B, S] is 0 for
-  empty slots.
+  empty slots; positions [B, S] is the position of the token in each slot.
   """
   def group(n):
     if cfg.attention == "mla":
@@ -200,7 +209,8 @@ def init_cache(cfg: ModelConfig, batch: int, max_len: int, dtype=jnp.bfloat16) -
     shape = (n, batch, max_len, cfg.n_kv_heads, cfg.head_dim)
     return {"k": jnp.zeros(shape, dtype), "v": jnp.zeros(shape, dtype)}
 
-  cache = {"segment_ids": jnp.zeros((batch, max_len), jnp.int32)}
+  cache = {"segment_ids": jnp.zeros((batch, max_len), jnp.int32),
+           "positions": jnp.zeros((batch, max_len), jnp.int32)}
   if cfg.n_dense_layers:
     cache["dense_layers"] = group(cfg.n_dense_layers)
   if cfg.n_moe_layers:
@@ -220,13 +230,18 @@ def _check_tokens(cfg: ModelConfig, tokens):
 
 def forward(cfg: ModelConfig, params: Params, tokens: jax.Array, *,
             positions: jax.Array | None = None, segment_ids: jax.Array | None = None,
-            cache: Params | None = None, return_aux: bool = False, last_only: bool = False,
-            hidden_only: bool = False, routing: jax.Array | None = None):
+            cache: Params | None = None, cache_slot: int | jax.Array | None = None,
+            return_aux: bool = False, last_only: bool = False, hidden_only: bool = False,
+            routing: jax.Array | None = None):
   """Runs the decoder.
 
-  tokens [B, T] int; positions [B, T] (default 0..T-1; with a cache, the slots the
-  tokens are written to); segment_ids [B, T] (default 1; 0 marks padding, tokens attend
-  only within their segment, so packed sequences stay apart).
+  tokens [B, T] int; positions [B, T] (default 0..T-1); segment_ids [B, T] (default 1; 0
+  marks padding, tokens attend only within their segment, so packed sequences stay apart).
+
+  cache (`init_cache`): the tokens are written to slots cache_slot .. cache_slot + T - 1
+  of every row (an int or int32 scalar, required with a cache) and attend to every slot
+  of their segment at a position <= theirs. Slots need not be positions: right-padded
+  prompts of different lengths can continue at one shared slot, each at its own position.
 
   routing [L_moe, B, T, K] int (MoE models): the experts each MoE layer uses at each
   valid token instead of its router's choice (routing replay; `MoE`); -1 rows keep the
@@ -248,13 +263,16 @@ def forward(cfg: ModelConfig, params: Params, tokens: jax.Array, *,
   if segment_ids is None:
     segment_ids = jnp.ones((B, T), jnp.int32)
   chex.assert_shape([positions, segment_ids], (B, T))
+  if cache is not None and cache_slot is None:
+    raise ValueError("forward with a cache needs cache_slot, the slot its first token goes to")
   if routing is not None:
     if not cfg.is_moe:
       raise ValueError(f"routing replay needs an MoE model; {cfg.name!r} has no routed experts")
     chex.assert_shape(routing, (cfg.n_moe_layers, B, T, cfg.n_activated_experts))
   logits, new_cache, aux = Transformer(cfg).apply(
       params, tokens, positions.astype(jnp.int32), segment_ids.astype(jnp.int32), cache,
-      last_only, hidden_only, routing)
+      None if cache is None else jnp.asarray(cache_slot, jnp.int32), last_only, hidden_only,
+      routing)
   out = (logits,) if cache is None else (logits, new_cache)
   if return_aux:
     out += (aux,)

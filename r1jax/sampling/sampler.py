@@ -12,9 +12,10 @@
   3. `_decode`: `_decode_start` (jitted) repeats each prompt's cache rows n times (row =
      prompt·n + j, so a group shares one prefill) and widens the cache to P +
      max_new_tokens slots; `_decode_steps` (jitted) samples in a `lax.while_loop`, a chunk
-     of tokens at a time. A row's completion continues its prompt: token t goes to slot
-     (and position) len(prompt) + t, overwriting the padding. Stopped rows emit `pad_id`
-     with mask 0 and segment 0. Between chunks the host looks at how many rows still
+     of tokens at a time. A row's completion continues its prompt: token t sits at position
+     len(prompt) + t and, in every row alike, in cache slot P + t, so each step writes the
+     cache with one in-place update (the prompt's padding slots stay masked). Stopped
+     rows emit `pad_id` with mask 0 and segment 0. Between chunks the host looks at how many rows still
      generate; once at most half do, `_take_rows` keeps only those (in a power-of-two
      batch of at least MIN_ROWS), so the cost follows the tokens generated rather than
      rows x the longest completion. Each batch size compiles once: at most log2(rows /
@@ -165,8 +166,8 @@ def _prefill(cfg: ModelConfig, params, tokens, segment_ids, lengths, cache_dtype
   positions = jnp.broadcast_to(jnp.arange(P, dtype=jnp.int32), (B, P))
   cache = init_cache(cfg, B, P, jnp.dtype(cache_dtype))
   hidden, cache, aux = forward(cfg, params, tokens, positions=positions,
-                               segment_ids=segment_ids, cache=cache, hidden_only=True,
-                               return_aux=True)
+                               segment_ids=segment_ids, cache=cache, cache_slot=0,
+                               hidden_only=True, return_aux=True)
   h_last = jnp.take_along_axis(hidden, (lengths - 1)[:, None, None], axis=1)[:, 0]  # [B, D]
   logits = jnp.dot(h_last, head_weight(cfg, params).astype(cfg.dtype),
                    preferred_element_type=jnp.float32)  # as the model's own head
@@ -260,14 +261,15 @@ def _decode_steps(cfg: ModelConfig, sp: SamplingParams, params, state, stops, pa
   M = sp.max_new_tokens
 
   def step(s):
-    """Feeds token t-1 at slot start+t-1 and samples token t."""
+    """Feeds token t-1 (position start + t-1, slot P + t-1) and samples token t."""
     t = s["t"]
     prev = jax.lax.dynamic_index_in_dim(s["tokens"], t - 1, axis=1)  # [R, 1]
     positions = (s["start"] + t - 1)[:, None]
     segment_ids = (~s["done"]).astype(jnp.int32)[:, None]
+    slot = s["cache"]["segment_ids"].shape[1] - M + t - 1  # the cache holds P + M slots
     logits_r1v, new_cache, aux = forward(cfg, params, prev, positions=positions,
                                          segment_ids=segment_ids, cache=s["cache"],
-                                         return_aux=True)
+                                         cache_slot=slot, return_aux=True)
     s = dict(s, cache=new_cache)
     if "routing" in s:  # the experts of token t-1, at its slot
       chosen = aux["routing"][:, :, 0].transpose(1, 0, 2).astype(s["routing"].dtype)  # [R, L, K]
