@@ -35,7 +35,7 @@ def get_config() -> ml_collections.ConfigDict:
   c.rl.prompts_per_step = 16
   c.rl.num_generations = 8  # G
   c.rl.max_new_tokens = 48
-  # Prompts are left-padded to a few lengths (16, 24, 32, 48, 64, 96, ...), so each
+  # Prompts are right-padded to a few lengths (16, 24, 32, 48, 64, 96, ...), so each
   # program compiles a few times whatever the data; longer prompts than this are skipped
   # at load (counted) or, with long_prompts="truncate", cut from the left.
   c.rl.max_prompt_len = 512
