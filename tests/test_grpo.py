@@ -375,6 +375,48 @@ def test_token_logps_in_chunks_equal_the_full_head(preset):
                g_full)
 
 
+@pytest.mark.parametrize("preset", ["deepseek_v3_tiny", "qwen2_tiny"])
+def test_scoring_only_the_completion_window_changes_no_number(preset):
+  """Rows [prompt | completion | padding] with prompts of 3, 5 and 9 tokens and completions
+  of at most W = 4: the window's log-probs, entropies, loss and gradients equal the
+  whole-row head's at every completion token (with and without chunks)."""
+  from r1jax.losses.grpo import make_grpo_loss, token_logps
+  from r1jax.models import init_params, presets
+  cfg = presets.get(preset)
+  params = init_params(cfg, jax.random.key(0))
+  B, L, W = 3, 13, 4
+  tokens = jax.random.randint(jax.random.key(1), (B, L), 0, cfg.vocab_size)
+  mask = np.zeros((B, L), np.int32)
+  for row, (start, n) in enumerate([(3, 4), (5, 2), (9, 4)]):  # the last ends at column 12
+    mask[row, start:start + n] = 1
+  seg = np.ones((B, L), np.int32)
+  seg[1, 7:] = 0  # row 1's padding
+  batch = {"tokens": tokens, "positions": jnp.broadcast_to(jnp.arange(L), (B, L)),
+           "segment_ids": jnp.asarray(seg), "completion_mask": jnp.asarray(mask)}
+  valid = mask[:, 1:].astype(bool)
+  for chunk in (0, 3):
+    lp_w, aux_w = token_logps(cfg, params, batch, chunk, 0.7, window=W)
+    lp, aux = token_logps(cfg, params, batch, chunk, 0.7)
+    np.testing.assert_allclose(np.asarray(lp_w)[valid], np.asarray(lp)[valid], rtol=1e-5,
+                               atol=1e-5)
+    np.testing.assert_allclose(np.asarray(aux_w["token_entropy"])[valid],
+                               np.asarray(aux["token_entropy"])[valid], rtol=1e-5, atol=1e-5)
+    window = np.zeros_like(valid)
+    for row, start in enumerate((3, 5, 9)):
+      window[row, start - 1:start - 1 + W] = True  # input column c scores token c + 1
+    assert (np.asarray(lp_w)[~window] == 0).all()  # the head never saw the rest
+  batch.update(sampler_logps=jnp.where(jnp.asarray(valid), lp - 0.01, 0.0),
+               ref_logps=jnp.where(jnp.asarray(valid), lp + 0.02, 0.0),
+               advantages=jnp.array([1.0, -0.5, 0.25]))
+  losses = {w: make_grpo_loss(cfg, temperature=0.7, window=w, beta=0.04) for w in (0, W)}
+  values = {w: jax.jit(f)(params, batch)[0] for w, f in losses.items()}
+  np.testing.assert_allclose(values[W], values[0], rtol=1e-5)
+  grads = {w: jax.jit(jax.grad(lambda p, b, f=f: f(p, b)[0]))(params, batch)
+           for w, f in losses.items()}
+  jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6), grads[W],
+               grads[0])
+
+
 def test_overlong_penalty_boundaries():
   L_max, L_cache = 20, 4
   lengths = np.array([0, 15, 16, 17, 18, 19, 20, 21, 100])

@@ -54,12 +54,13 @@ def test_671b_on_256_chips_from_shapes_alone():
   long = plan.plan(_grpo_671b(max_new_tokens=1024, prompts_per_step=64), V5P_256,
                    device_memory_gb=95, prompt_len=256)
   assert long["verdict"] == "does not fit" and long["peak"] > r["peak"]
-  # the head in chunks of 256 positions keeps 256 of each row's 1,279 positions' logits
+  # the head scores only the 1,024 completion positions of each row's 1,279, and in chunks
+  # of 256 keeps 256 of them
   chunked = plan.plan(_grpo_671b(max_new_tokens=1024, prompts_per_step=64, logprob_chunk=256),
                       V5P_256, device_memory_gb=95, prompt_len=256)
   act = lambda r: next(x.bytes for x in r["train_lines"] if x.name.startswith("activations"))
   logits = 3 * 2 * 129280 * 4  # float32 logits, log-softmax and gradient, 2 rows per chip
-  assert act(long) - act(chunked) == pytest.approx(logits * (1279 - 256), rel=1e-6)
+  assert act(long) - act(chunked) == pytest.approx(logits * (1024 - 256), rel=1e-6)
 
 
 def test_rules_that_split_every_weight_256_ways():

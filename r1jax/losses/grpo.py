@@ -397,32 +397,56 @@ LOSS_PRESETS = {
 
 
 def token_logps(cfg: ModelConfig, params, batch, chunk: int = 0, temperature: float = 1.0,
-                routing_replay: bool = False) -> tuple[jax.Array, dict]:
+                routing_replay: bool = False, window: int = 0) -> tuple[jax.Array, dict]:
   """log π(token_t | tokens_<t) under softmax(logits / T) for t ≥ 1: [B, L-1] float32
   (column t-1 holds token t), and the model's aux (expert loads for the router-bias
   update, balance loss, each router's own choice "routing") with "token_entropy"
   [B, L-1] (each position's entropy, no gradient). With `chunk` > 0 the head runs `chunk`
   positions at a time (config.rl.logprob_chunk): the same numbers without [B, L-1, V]
-  logits. With routing_replay, the MoE layers use batch["routing"] [B, L-1, L_moe, K]
+  logits. With `window` > 0 the head scores only the `window` columns from each row's
+  first completion token (the first 1 of batch["completion_mask"]) on, as a row
+  [prompt | completion | padding] with completions of at most `window` tokens needs; the
+  other columns hold 0. The prompt's logits are never needed: on the GRPO benchmark's
+  82-token prompts and 64-token completions this skips 60 % of the head and log-softmax.
+  With routing_replay, the MoE layers use batch["routing"] [B, L-1, L_moe, K]
   (the sampler's experts, -1 where it recorded none) instead of their routers' choice."""
   inputs = dict(positions=batch["positions"][:, :-1], segment_ids=batch["segment_ids"][:, :-1],
                 return_aux=True)
   if routing_replay:
     inputs["routing"] = batch["routing"].transpose(2, 0, 1, 3)
   targets = batch["tokens"][:, 1:]
-  if chunk:
-    hidden, aux = forward(cfg, params, batch["tokens"][:, :-1], hidden_only=True, **inputs)
-    logps, entropy = chunked_sequence_logps(hidden, head_weight(cfg, params), targets, chunk,
-                                            temperature)
-  else:
+  B, T = targets.shape
+  if not (chunk or 0 < window < T):
     logits, aux = forward(cfg, params, batch["tokens"][:, :-1], **inputs)
     logps, entropy = _logps_and_entropy(logits, targets, temperature)
+    return logps, dict(aux, token_entropy=entropy)
+  hidden, aux = forward(cfg, params, batch["tokens"][:, :-1], hidden_only=True, **inputs)
+  if 0 < window < T:
+    # input column c predicts token c + 1: the first completion token's predecessor on
+    first = jnp.argmax(batch["completion_mask"][:, 1:], axis=1)  # [B]
+    cols = first[:, None] + jnp.arange(window)[None, :]  # [B, W]
+    inside = cols < T
+    cols = jnp.minimum(cols, T - 1)
+    hidden = jnp.take_along_axis(hidden, cols[..., None], axis=1)
+    targets = jnp.take_along_axis(targets, cols, axis=1)
+  w_head = head_weight(cfg, params)
+  if chunk:
+    logps, entropy = chunked_sequence_logps(hidden, w_head, targets, chunk, temperature)
+  else:
+    logits = jnp.dot(hidden.reshape(-1, cfg.dim), w_head.astype(cfg.dtype),  # as the model's head
+                     preferred_element_type=jnp.float32).reshape(*hidden.shape[:2], -1)
+    logps, entropy = _logps_and_entropy(logits, targets, temperature)
+  if 0 < window < T:  # back to [B, L-1]; columns past the end (clipped) add nothing
+    rows = jnp.arange(B)[:, None]
+    place = lambda x: jnp.zeros((B, T), x.dtype).at[rows, cols].add(  # noqa: E731
+        jnp.where(inside, x, 0.0))
+    logps, entropy = place(logps), place(entropy)
   return logps, dict(aux, token_entropy=entropy)
 
 
 def make_grpo_loss(cfg: ModelConfig, *, logprob_chunk: int = 0, temperature: float = 1.0,
                    old_logps: str = "sampler", tis_cap: float = 0.0, tis_level: str = "token",
-                   routing_replay: bool = False, **loss_kwargs) -> Callable:
+                   routing_replay: bool = False, window: int = 0, **loss_kwargs) -> Callable:
   """loss_fn(params, batch) -> (`policy_loss` [+ the MoE balance loss], (metrics, model aux)).
 
   batch: [prompt | completion] rows (tokens, positions, segment_ids, completion_mask
@@ -440,6 +464,8 @@ def make_grpo_loss(cfg: ModelConfig, *, logprob_chunk: int = 0, temperature: flo
   truncated importance weight min(π_trainer / π_sampler, C) at `tis_level`, correcting
   for sampling from a slightly different distribution (`truncated_is_weights`).
   `routing_replay` (MoE): the forward uses the sampler's experts, batch["routing"] (R3).
+  `window` > 0: completions have at most this many tokens; only they are scored
+  (`token_logps`), which changes no number.
   Metrics add entropy (mean over completion tokens), mismatch/* (`rollout_mismatch` of
   the trainer's log-probs against the sampler's; at μ > 1 the loop keeps the first
   update's; with batch["routing"] also mismatch/routing_diff, the fraction of recorded
@@ -462,7 +488,8 @@ def make_grpo_loss(cfg: ModelConfig, *, logprob_chunk: int = 0, temperature: flo
   clip = {k: loss_kwargs[k] for k in ("epsilon", "epsilon_high") if k in loss_kwargs}
 
   def loss_fn(params, batch):
-    logps, aux = token_logps(cfg, params, batch, logprob_chunk, temperature, routing_replay)
+    logps, aux = token_logps(cfg, params, batch, logprob_chunk, temperature, routing_replay,
+                             window)
     mask = batch["completion_mask"][:, 1:]
     sampler = batch["sampler_logps"]
     trainer_old = batch["old_logps"] if "old_logps" in batch else sg(logps)

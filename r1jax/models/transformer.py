@@ -286,14 +286,15 @@ def head_weight(cfg: ModelConfig, params: Params) -> jax.Array:
 
 
 def update_router_biases(cfg: ModelConfig, buffers: Params, aux: dict) -> Params:
-  """Moves every MoE router bias by the sign rule, from the loads in `forward`'s aux."""
+  """Moves every MoE router bias by the sign rule, from the loads in `forward`'s aux.
+  The MTP modules' biases move only when they ran (not with hidden_only, as in GRPO)."""
   if not cfg.is_moe:
     return buffers
   new = jax.tree.map(lambda b: b, buffers)  # shallow structural copy, leaves shared
   key = "e_score_correction_bias"
   moe = new["moe_layers"]["moe"]
   moe[key] = update_router_bias(moe[key], aux["expert_load"], cfg.bias_update_rate)
-  for k in range(1, cfg.n_mtp_modules + 1):
+  for k in range(1, cfg.n_mtp_modules + 1 if "mtp_expert_load" in aux else 1):
     m = new[f"mtp_{k}"]["block"]["moe"]
     m[key] = update_router_bias(m[key], aux["mtp_expert_load"][k - 1], cfg.bias_update_rate)
   return new

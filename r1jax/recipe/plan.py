@@ -198,15 +198,17 @@ def abstract_batch(config, shape: RunShape, mesh, rules=sharding.DEFAULT_RULES,
 
 def activation_bytes(cfg: ModelConfig, rows: int, seq: int, tensor: int, *,
                      flash: bool = False, mtp_logits: bool = True,
-                     logit_chunk: int = 0) -> dict[str, float]:
+                     logit_chunk: int = 0, logit_window: int = 0) -> dict[str, float]:
   """Analytic activation memory of one device's train step (forward + backward).
 
   rows × seq tokens per device; heads, ffn width and vocabulary split `tensor` ways.
   Counts what a block keeps for its backward pass: projections, attention scores and
   probabilities ([N, T, T] per row, float32 / dtype; flash attention keeps none), MoE
   buckets at the capacity factor; and the float32 logits, their log-softmax and their
-  gradient (also for MTP when `mtp_logits`: the LM loss uses them, GRPO does not), for
-  `logit_chunk` positions per row at a time when it is > 0 (GRPO's rl.logprob_chunk).
+  gradient (also for MTP when `mtp_logits`: the LM loss runs the MTP modules, GRPO does
+  not), for `logit_window` positions per row when it is > 0 (GRPO scores its
+  completions only: rl.max_new_tokens), `logit_chunk` of them at a time when it is > 0
+  (GRPO's rl.logprob_chunk).
   An estimate (±2×): XLA fuses some of these away and adds copies of its own;
   `--compile` measures. Returns bytes: layer (one block), scores (one block's T² part),
   logits, none (remat="none": every block kept), full (remat="full": block inputs kept,
@@ -236,8 +238,10 @@ def activation_bytes(cfg: ModelConfig, rows: int, seq: int, tensor: int, *,
   moe_layer = (attn * dt + norms + ffn(cfg.is_moe) + scores) * n
   layer = max(dense_layer if cfg.n_dense_layers else 0, moe_layer if cfg.is_moe else 0)
   stack = cfg.n_dense_layers * dense_layer + cfg.n_moe_layers * moe_layer
-  mtp = cfg.n_mtp_modules * (moe_layer if cfg.is_moe else dense_layer)  # not rematerialised
-  logit_tokens = rows * min(logit_chunk, seq) if logit_chunk > 0 else n
+  mtp = (cfg.n_mtp_modules * (moe_layer if cfg.is_moe else dense_layer)  # not rematerialised
+         if mtp_logits else 0)
+  scored = min(logit_window, seq) if logit_window > 0 else seq
+  logit_tokens = rows * (min(logit_chunk, scored) if logit_chunk > 0 else scored)
   logits = 3 * logit_tokens * (cfg.vocab_size / t) * f32 * (
       1 + (cfg.n_mtp_modules if mtp_logits else 0))
   return {"layer": layer, "scores": scores * n, "logits": logits,
@@ -377,7 +381,8 @@ def plan(config: ml_collections.ConfigDict, axes: dict[str, int], *, devices: in
   flash = cfg.attention_impl == "cudnn"
   act = functools.partial(activation_bytes, cfg, rows_dev, shape.length - 1, size["tensor"],
                           mtp_logits=not grpo,
-                          logit_chunk=config.rl.get("logprob_chunk", 0) if grpo else 0)
+                          logit_chunk=config.rl.get("logprob_chunk", 0) if grpo else 0,
+                          logit_window=config.rl.max_new_tokens if grpo else 0)
   here = act(flash=flash)
   remat = "none" if cfg.remat == "none" else "full"
   train_lines = [

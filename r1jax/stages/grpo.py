@@ -326,10 +326,11 @@ class GRPOStage(Stage):
     self.loss_fn = grpo.make_grpo_loss(
         cfg, logprob_chunk=chunk, temperature=T, old_logps=self.old_source,
         tis_cap=rl.get("tis_cap", 0.0), tis_level=rl.get("tis_level", "token"),
-        routing_replay=replay, **self.loss_kwargs)
+        routing_replay=replay, window=rl.max_new_tokens, **self.loss_kwargs)
 
     def logps(weights, batch):  # the reference's, or π_old from the trainer when μ > 1
-      return grpo.token_logps(cfg, weights, batch, chunk, T, routing_replay=replay)[0]
+      return grpo.token_logps(cfg, weights, batch, chunk, T, routing_replay=replay,
+                              window=rl.max_new_tokens)[0]
 
     self._logps = jax.jit(logps)
     self._samples: list[str] = []
