@@ -184,7 +184,7 @@ cache = init_cache(tiny, batch=1, max_len=MAX_LEN, dtype=jax.numpy.bfloat16)
 for path, leaf in jax.tree_util.tree_flatten_with_path(cache)[0]:
     print(f"{jax.tree_util.keystr(path):<32} {str(leaf.shape):<22} {leaf.dtype}")
 kv_bytes = sum(leaf.nbytes for path, leaf in jax.tree_util.tree_flatten_with_path(cache)[0]
-               if path[0].key != "segment_ids")
+               if path[0].key not in ("segment_ids", "positions"))  # per slot, not per layer
 expected = tiny.cache_width_per_token * tiny.n_layers * MAX_LEN * BYTES
 assert kv_bytes == expected, (kv_bytes, expected)
 print(f"\nlatent cache: {kv_bytes / 2**10:.0f} KiB for {MAX_LEN} tokens "
