@@ -134,6 +134,18 @@ def test_cache_decode_equals_full_forward(cfg):
   np.testing.assert_allclose(stepwise, full, atol=1e-5, rtol=0)
 
 
+def test_cache_writes_must_fit():
+  params = init_params(QWEN, jax.random.key(0))
+  cache = init_cache(QWEN, 1, 8, jnp.float32)
+  tokens = _tokens((1, 3))
+  with pytest.raises(ValueError, match="needs cache_slot"):
+    forward(QWEN, params, tokens, cache=cache)
+  for slot in (6, -1):
+    with pytest.raises(ValueError, match=f"cache_slot={slot} with 3 tokens does not fit"):
+      forward(QWEN, params, tokens, cache=cache, cache_slot=slot)
+  forward(QWEN, params, tokens, cache=cache, cache_slot=5)  # slots 5, 6, 7: the last three
+
+
 def test_mla_absorbed_equals_expanded_in_one_call(ds_params):
   tokens = _tokens((2, 9))
   full = forward(DS, ds_params, tokens)

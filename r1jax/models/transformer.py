@@ -263,8 +263,14 @@ def forward(cfg: ModelConfig, params: Params, tokens: jax.Array, *,
   if segment_ids is None:
     segment_ids = jnp.ones((B, T), jnp.int32)
   chex.assert_shape([positions, segment_ids], (B, T))
-  if cache is not None and cache_slot is None:
-    raise ValueError("forward with a cache needs cache_slot, the slot its first token goes to")
+  if cache is not None:
+    if cache_slot is None:
+      raise ValueError("forward with a cache needs cache_slot, the slot its first token goes to")
+    S = cache["segment_ids"].shape[1]
+    if not isinstance(cache_slot, jax.core.Tracer) and not 0 <= int(cache_slot) <= S - T:
+      # (a traced slot cannot be checked: dynamic_update_slice would clamp it)
+      raise ValueError(f"cache_slot={int(cache_slot)} with {T} tokens does not fit the cache's "
+                       f"{S} slots; allocate a longer cache (init_cache max_len)")
   if routing is not None:
     if not cfg.is_moe:
       raise ValueError(f"routing replay needs an MoE model; {cfg.name!r} has no routed experts")
