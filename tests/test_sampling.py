@@ -143,6 +143,26 @@ def test_draw_follows_the_distribution_and_never_draws_a_removed_token():
   assert np.abs(np.bincount(one, minlength=4) / 4000 - 0.25).max() < 0.03
 
 
+def test_inverting_a_non_monotone_cdf_never_picks_a_removed_token():
+  """XLA's float32 cumsum can step down by an ulp across a token of probability 0; a
+  threshold inside such a dip must still land on a token that can be drawn."""
+  from r1jax.sampling.processors import invert_cdf
+  rng = np.random.default_rng(0)
+  logits = rng.normal(0, 3, (64, 4096)).astype(np.float32)
+  logits[rng.random(logits.shape) < 0.5] = -np.inf
+  probs = jax.nn.softmax(jnp.asarray(logits), axis=-1)
+  cdf = np.asarray(jnp.cumsum(probs, axis=-1))
+  rows, cols = np.nonzero(cdf[:, 1:] < cdf[:, :-1])  # dips: cdf[r, c + 1] < cdf[r, c]
+  assert len(rows) > 100  # the sums do dip (else this test shows nothing)
+  u = (cdf[rows, cols] + cdf[rows, cols + 1]) / 2 / cdf[rows, -1]
+  token = np.asarray(invert_cdf(probs[rows], jnp.asarray(u, jnp.float32)))
+  assert np.isfinite(logits[rows, token]).all()
+  # u at 0 and at the largest float below 1 (u · total may round to the total)
+  for edge in (0.0, np.nextafter(np.float32(1), np.float32(0))):
+    token = np.asarray(invert_cdf(probs, jnp.full((64,), edge, jnp.float32)))
+    assert np.isfinite(logits[np.arange(64), token]).all()
+
+
 # ------------------------------------------------------------------ generate vs forward
 
 

@@ -416,7 +416,7 @@ def token_logps(cfg: ModelConfig, params, batch, chunk: int = 0, temperature: fl
     inputs["routing"] = batch["routing"].transpose(2, 0, 1, 3)
   targets = batch["tokens"][:, 1:]
   B, T = targets.shape
-  if not (chunk or 0 < window < T):
+  if not (chunk or window):  # the whole head (and the MTP modules, if any, as LM training)
     logits, aux = forward(cfg, params, batch["tokens"][:, :-1], **inputs)
     logps, entropy = _logps_and_entropy(logits, targets, temperature)
     return logps, dict(aux, token_entropy=entropy)

@@ -258,7 +258,8 @@ def rollout_cache(cfg: ModelConfig, rows: int, max_len: int, split: int,
   train batch's split; the sampler does not pin the cache's sharding yet).
   """
   itemsize = jnp.dtype(dtype or cfg.dtype).itemsize
-  per_row = max_len * (cfg.n_layers * cfg.cache_width_per_token * itemsize + 4)  # + segment ids
+  # per slot: every layer's cached values, and the slot's segment id and position (int32)
+  per_row = max_len * (cfg.n_layers * cfg.cache_width_per_token * itemsize + 8)
   return rows * per_row, -(-rows // split) * per_row
 
 

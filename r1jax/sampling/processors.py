@@ -81,23 +81,34 @@ def _pick(logp: jax.Array, token: jax.Array) -> jax.Array:
   return jnp.take_along_axis(logp, token[:, None], axis=-1)[:, 0]
 
 
-def draw(key: jax.Array, logits: jax.Array) -> jax.Array:
-  """One token per row of logits [B, V] from softmax(logits), by inverting the CDF.
+def invert_cdf(probs: jax.Array, u: jax.Array) -> jax.Array:
+  """The token of each row of probs [B, V] at uniform u [B] in [0, 1): the first token of
+  non-zero probability whose cumulative probability exceeds u · (the row's total).
 
-  key: one key, or keys [B] (one per row). Each row costs one uniform u: the token is the
-  first whose cumulative probability exceeds u · (the row's total), never one of
-  probability 0 (a -inf logit). `jax.random.categorical` draws V Gumbel numbers per row
-  instead, which on a CPU cost 5x this at V = 4,096 and 30 ms a step at B = 32, V = 49,152.
+  A float32 cumsum need not be monotone (XLA adds in a tree, so neighbouring sums can
+  differ by an ulp even across a token of probability 0), which is why the token is the
+  first above the threshold among tokens that can be drawn rather than a count of the
+  sums below it. When rounding puts the threshold at the total, the last such token.
+  """
+  cdf = jnp.cumsum(probs, axis=-1)
+  can = probs > 0
+  above = (cdf > (u * cdf[:, -1])[:, None]) & can
+  last = probs.shape[-1] - 1 - jnp.argmax(can[:, ::-1], axis=-1)
+  return jnp.where(above.any(axis=-1), jnp.argmax(above, axis=-1), last).astype(jnp.int32)
+
+
+def draw(key: jax.Array, logits: jax.Array) -> jax.Array:
+  """One token per row of logits [B, V] from softmax(logits), by inverting the CDF
+  (`invert_cdf`), never one of probability 0 (a -inf logit).
+
+  key: one key, or keys [B] (one per row). Each row costs one uniform number;
+  `jax.random.categorical` draws V Gumbel numbers per row instead, which on a CPU cost 5x
+  this at V = 4,096 and 30 ms a step at B = 32, V = 49,152.
   """
   probs = jax.nn.softmax(logits.astype(jnp.float32), axis=-1)
-  cdf = jnp.cumsum(probs, axis=-1)
-  B, V = probs.shape
-  u = (jax.random.uniform(key, (B,)) if key.ndim == 0
+  u = (jax.random.uniform(key, (probs.shape[0],)) if key.ndim == 0
        else jax.vmap(jax.random.uniform)(key))
-  token = jnp.sum(cdf <= (u * cdf[:, -1])[:, None], axis=-1)
-  # u · total can round up to the total: then take the last token that can be drawn
-  last = V - 1 - jnp.argmax((probs > 0)[:, ::-1], axis=-1)
-  return jnp.minimum(token, last).astype(jnp.int32)
+  return invert_cdf(probs, u)
 
 
 def sample_token(key: jax.Array, logits: jax.Array, params: ProcessingParams

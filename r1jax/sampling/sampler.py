@@ -21,7 +21,7 @@
      rows x the longest completion. Each batch size compiles once: at most log2(rows /
      MIN_ROWS) + 1 shapes per prompt bucket. With record_routing (MoE models) prefill and
      decode also keep the experts every layer chose for every token they fed, at its
-     slot, for a trainer to replay.
+     position, for a trainer to replay.
 
 Processes: in a multi-process run every process calls `generate` with the same prompts and
 parameters (global arrays on one mesh); the jitted steps run as one program over every
@@ -237,7 +237,7 @@ def _decode_start(cfg: ModelConfig, sp: SamplingParams, cache, logits, lengths, 
   int32; pad_id int32 scalar; routing (to record the experts of every fed token) the
   prefill's [B, P, L, K] or None. sp is static (its seed and stops are ignored here).
   The state: t, seed, row [R] (each row's index in the result: its key and its place),
-  start [R] (the slot of its first generated token), cache, recent [R, L], done, stopped
+  start [R] (the position of its first generated token), cache, recent [R, L], done, stopped
   [R], tokens, mask, lp_s, lp_m [R, M] and routing [R, P + M, L, K] when recorded.
   """
   n, M = sp.n, sp.max_new_tokens
@@ -271,7 +271,7 @@ def _decode_steps(cfg: ModelConfig, sp: SamplingParams, params, state, stops, pa
                                          segment_ids=segment_ids, cache=s["cache"],
                                          cache_slot=slot, return_aux=True)
     s = dict(s, cache=new_cache)
-    if "routing" in s:  # the experts of token t-1, at its slot
+    if "routing" in s:  # the experts of token t-1, at its position
       chosen = aux["routing"][:, :, 0].transpose(1, 0, 2).astype(s["routing"].dtype)  # [R, L, K]
       s["routing"] = s["routing"].at[jnp.arange(s["row"].shape[0]), s["start"] + t - 1].set(chosen)
     return _emit(sp, s, t, logits_r1v[:, 0], stops, pad_id)
