@@ -106,9 +106,13 @@ def draw(key: jax.Array, logits: jax.Array) -> jax.Array:
   this at V = 4,096 and 30 ms a step at B = 32, V = 49,152.
   """
   probs = jax.nn.softmax(logits.astype(jnp.float32), axis=-1)
-  u = (jax.random.uniform(key, (probs.shape[0],)) if key.ndim == 0
-       else jax.vmap(jax.random.uniform)(key))
-  return invert_cdf(probs, u)
+  return invert_cdf(probs, _uniforms(key, probs.shape[0]))
+
+
+def _uniforms(key: jax.Array, rows: int) -> jax.Array:
+  """[rows] uniform numbers in [0, 1): from one key, or one per row from keys [rows]."""
+  return (jax.random.uniform(key, (rows,)) if key.ndim == 0
+          else jax.vmap(jax.random.uniform)(key))
 
 
 def sample_token(key: jax.Array, logits: jax.Array, params: ProcessingParams
@@ -133,5 +137,6 @@ def sample_token(key: jax.Array, logits: jax.Array, params: ProcessingParams
     token = jnp.argmax(logits, axis=-1).astype(jnp.int32)
     return token, jnp.zeros(token.shape, jnp.float32), _pick(logp_model, token)
   x = process_logits(logits, params.temperature, params.top_k, params.top_p, params.min_p)
-  token = draw(key, x)
-  return token, _pick(jax.nn.log_softmax(x, axis=-1), token), _pick(logp_model, token)
+  logp = jax.nn.log_softmax(x, axis=-1)  # one normalisation serves the draw and its log-prob
+  token = invert_cdf(jnp.exp(logp), _uniforms(key, x.shape[0]))
+  return token, _pick(logp, token), _pick(logp_model, token)
