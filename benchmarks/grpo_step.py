@@ -202,7 +202,8 @@ def make_spec(kind: str, model_dir: Path, workdir: Path, args) -> dict:
           "steps": args.steps, "prompts_per_step": args.prompts_per_step,
           "num_generations": args.num_generations, "max_new_tokens": args.max_new_tokens,
           "beta": args.beta, "learning_rate": args.learning_rate, "seed": args.seed,
-          "dtype": args.dtype, "preset": args.preset, "attention_impl": args.attention_impl}
+          "dtype": args.dtype, "preset": args.preset, "attention_impl": args.attention_impl,
+          "batch_layout": args.batch_layout}
 
 
 # ----------------------------------------------------------------- workers (fresh interpreters)
@@ -235,6 +236,7 @@ def _run_r1jax(spec: dict, workdir: Path) -> dict:
   c.rl.max_new_tokens = spec["max_new_tokens"]
   c.rl.beta, c.rl.num_iterations, c.rl.loss = spec["beta"], 1, "grpo"
   c.rl.ignore_eos = True
+  c.rl.batch_layout = spec.get("batch_layout", "auto")
   c.rl.rewards = {"digits": 1.0}
   c.optim.learning_rate, c.optim.warmup_steps = spec["learning_rate"], 0
   c.train.num_steps, c.train.eval_every = spec["steps"], 0
@@ -249,7 +251,8 @@ def _run_r1jax(spec: dict, workdir: Path) -> dict:
                                                "time/compile_s")},
             "compiles": r["time/compiles"], "prompt_len": r["rollout/prompt_len"],
             "longest_prompt": r["rollout/longest_prompt"],
-            "completion_tokens": r["completion/mean_length"]} for r in rows]
+            "completion_tokens": r["completion/mean_length"],
+            "train_tokens": r["batch/tokens"]} for r in rows]
   expected = [max(b) for b in spec["prompt_tokens"]]
   return {"steps": steps, "train_s": train_s,
           "same_prompts": [s["longest_prompt"] for s in steps] == expected,
@@ -524,6 +527,7 @@ def summarize(framework: str, rounds: list[dict]) -> dict:
   if "compiles" in rounds[0]["steps"][0]:
     out["compiles_per_round"] = [sum(s["compiles"] for s in r["steps"]) for r in rounds]
     out["prompt_len_buckets"] = sorted({s["prompt_len"] for r in rounds for s in r["steps"]})
+    out["median_train_tokens"] = _median([s["train_tokens"] for r in rounds for s in r["steps"]])
   if "torch_threads" in rounds[0]:
     out["torch_threads"] = rounds[0]["torch_threads"]
   return out
@@ -559,6 +563,8 @@ def main(argv=None) -> dict:
                  "instead of the Qwen2 above (e.g. qwen2_5_0_5b, deepseek_v3_1b on a GPU)")
   p.add_argument("--dtype", default="float32", choices=["float32", "bfloat16"])
   p.add_argument("--attention_impl", default="xla", choices=["xla", "cudnn"])
+  p.add_argument("--batch_layout", default="auto", choices=["auto", "rows", "groups"],
+                 help="r1jax's config.rl.batch_layout (r1jax.stages.grpo_batch)")
   p.add_argument("--python_r1jax", default=sys.executable)
   p.add_argument("--python_trl", default=sys.executable)
   p.add_argument("--python_tunix", default=sys.executable)
@@ -633,7 +639,7 @@ def main(argv=None) -> dict:
              for k, s in specs.items()}
   workload = {
       "model": {"type": args.preset or "qwen2", **model}, "dtype": spec0["dtype"],
-      "attention_impl": args.attention_impl,
+      "attention_impl": args.attention_impl, "r1jax_batch_layout": args.batch_layout,
       "prompts": {k: {"source": f"first {args.num_prompts} GSM8K train questions, R1 chat "
                       "format, no instruction" + (f", cut/extended to {SAME_LENGTH} tokens"
                                                   if k == "same_length" else ""),

@@ -76,6 +76,11 @@ def get_config() -> ml_collections.ConfigDict:
   c.rl.num_iterations = 1  # μ: updates per rollout
   c.rl.ref_update_every = 0  # refresh the KL reference to the policy every N steps (0: never)
   c.rl.logprob_chunk = 0  # > 0: the output head over this many positions at a time (memory)
+  # The train batch: "groups" runs each prompt once for its G completions, in one
+  # [prompt | c_1 | ... | c_G] row (fewer tokens, longer rows); "rows" gives every
+  # completion its own [prompt | completion] row; "auto" picks the cheaper by FLOPs
+  # (r1jax.stages.grpo_batch). Same log-probs, loss and gradients either way.
+  c.rl.batch_layout = "auto"
   c.rl.rewards = ml_collections.ConfigDict(dict(accuracy=1.0, format=1.0))
   # The code reward refuses to run where its sandbox would not contain the policy's
   # programs (no namespaces, no Landlock with seccomp); True accepts that risk.

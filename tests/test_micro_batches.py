@@ -14,6 +14,7 @@ import pytest
 
 from r1jax.losses import grpo, lm
 from r1jax.models import init_params, presets
+from r1jax.stages.grpo_batch import pack_groups
 from r1jax.train import make_train_step
 
 B, L = 16, 12
@@ -30,6 +31,19 @@ def _grpo_batch(rng: np.random.Generator, vocab: int) -> dict[str, np.ndarray]:
           "sampler_logps": rng.normal(-3.0, 0.3, (B, L - 1)).astype(np.float32),
           "ref_logps": rng.normal(-3.0, 0.3, (B, L - 1)).astype(np.float32),
           "advantages": rng.normal(size=B).astype(np.float32)}
+
+
+def _grpo_groups(rng: np.random.Generator, vocab: int) -> dict[str, np.ndarray]:
+  """The groups layout (one row per prompt and its 2 completions): 8 prompts of 2..5
+  tokens, completions of 1..8 tokens."""
+  prompts = [list(rng.integers(1, vocab, 2 + i % 4)) for i in range(8)]
+  C = 8
+  completions = rng.integers(1, vocab, (16, C)).astype(np.int32)
+  mask = (np.arange(C) < 1 + (np.arange(16)[:, None] * 5) % 8).astype(np.int32)
+  batch = pack_groups(prompts, completions, mask, 0, logps=rng.normal(-3.0, 0.3, (16, C)))
+  batch["ref_logps"] = rng.normal(-3.0, 0.3, (8, 2, C)).astype(np.float32)
+  batch["advantages"] = rng.normal(size=(8, 2)).astype(np.float32)
+  return batch
 
 
 def _step(cfg, loss_fn, params, batch, k):
@@ -58,8 +72,9 @@ def _assert_same_update(cfg, loss_fn, batch, skip_metrics=()):
 
 # grpo: rows weigh alike; dapo: tokens weigh; gspo: sequence ratios (dr_grpo weighs rows
 # as grpo does)
-@pytest.mark.parametrize("preset", ["grpo", "dapo", "gspo"])
-def test_grpo_micro_batches_give_the_whole_batch_update(preset):
+@pytest.mark.parametrize("preset,layout", [("grpo", "rows"), ("dapo", "rows"), ("gspo", "rows"),
+                                           ("grpo", "groups"), ("dapo", "groups")])
+def test_grpo_micro_batches_give_the_whole_batch_update(preset, layout):
   cfg = presets.get("qwen2_tiny", dtype="float32")
   kwargs = dict(grpo.LOSS_PRESETS[preset]["loss"], beta=0.04)
   if kwargs["agg"] == "seq-mean-token-sum-norm":
@@ -67,7 +82,8 @@ def test_grpo_micro_batches_give_the_whole_batch_update(preset):
   if preset == "gspo":  # ε = 3e-4 would clip every sequence of the random old log-probs
     kwargs.update(epsilon=0.2, epsilon_high=0.2)
   loss_fn = grpo.make_grpo_loss(cfg, **kwargs)
-  batch = _grpo_batch(np.random.default_rng(0), cfg.vocab_size)
+  build = _grpo_batch if layout == "rows" else _grpo_groups  # groups: 2 whole groups each
+  batch = build(np.random.default_rng(0), cfg.vocab_size)
   # token-averaged metrics (clip fraction, kl, entropy, the mismatch) are weighed by the
   # loss's own units: equal for token-mean; for the row-averaged losses, by rows
   skip = () if kwargs["agg"] == "token-mean" else (

@@ -43,7 +43,7 @@ import jax
 import jax.numpy as jnp
 
 from r1jax.losses import LOSS_WEIGHT
-from r1jax.models import ModelConfig, forward, head_weight
+from r1jax.models import ModelConfig, apply_head, forward, head_weight
 
 sg = jax.lax.stop_gradient
 
@@ -398,18 +398,27 @@ LOSS_PRESETS = {
 
 def token_logps(cfg: ModelConfig, params, batch, chunk: int = 0, temperature: float = 1.0,
                 routing_replay: bool = False, window: int = 0) -> tuple[jax.Array, dict]:
-  """log π(token_t | tokens_<t) under softmax(logits / T) for t ≥ 1: [B, L-1] float32
-  (column t-1 holds token t), and the model's aux (expert loads for the router-bias
-  update, balance loss, each router's own choice "routing") with "token_entropy"
-  [B, L-1] (each position's entropy, no gradient). With `chunk` > 0 the head runs `chunk`
-  positions at a time (config.rl.logprob_chunk): the same numbers without [B, L-1, V]
-  logits. With `window` > 0 the head scores only the `window` columns from each row's
-  first completion token (the first 1 of batch["completion_mask"]) on, as a row
-  [prompt | completion | padding] with completions of at most `window` tokens needs; the
-  other columns hold 0. The prompt's logits are never needed: on the GRPO benchmark's
-  82-token prompts and 64-token completions this skips 60 % of the head and log-softmax.
-  With routing_replay, the MoE layers use batch["routing"] [B, L-1, L_moe, K]
-  (the sampler's experts, -1 where it recorded none) instead of their routers' choice."""
+  """log π(token | its predecessors) under softmax(logits / T) of a GRPO batch's tokens,
+  and the model's aux (expert loads for the router-bias update, balance loss, each
+  router's own choice "routing") with "token_entropy" (each position's entropy, no
+  gradient), laid out as the batch is (`r1jax.stages.grpo_batch`):
+
+    rows    (no batch["branch_ids"]): [B, L-1] float32, column t-1 holding token t of
+            rows [prompt | completion | padding];
+    groups  (batch["branch_ids"] given): [B, G, C], token t of completion j of the row
+            [prompt | c_1 | ... | c_G] of each prompt (the prompt runs once for its G
+            completions; the completions' values equal those of the rows layout).
+
+  With `chunk` > 0 the head runs `chunk` positions at a time (config.rl.logprob_chunk):
+  the same numbers without [B, ·, V] logits. Rows only: with `window` > 0 the head scores
+  only the `window` columns from each row's first completion token (the first 1 of
+  batch["completion_mask"]) on, as rows whose completions have at most `window` tokens
+  need; the other columns hold 0 (the prompt's logits are never needed: on the GRPO
+  benchmark this skips 60 % of the head). The groups layout scores its completions only.
+  With routing_replay, the MoE layers use batch["routing"] (the sampler's experts for
+  each input column, -1 where it recorded none) instead of their routers' choice."""
+  if "branch_ids" in batch:
+    return _group_token_logps(cfg, params, batch, chunk, temperature, routing_replay)
   inputs = dict(positions=batch["positions"][:, :-1], segment_ids=batch["segment_ids"][:, :-1],
                 return_aux=True)
   if routing_replay:
@@ -429,13 +438,7 @@ def token_logps(cfg: ModelConfig, params, batch, chunk: int = 0, temperature: fl
     cols = jnp.minimum(cols, T - 1)
     hidden = jnp.take_along_axis(hidden, cols[..., None], axis=1)
     targets = jnp.take_along_axis(targets, cols, axis=1)
-  w_head = head_weight(cfg, params)
-  if chunk:
-    logps, entropy = chunked_sequence_logps(hidden, w_head, targets, chunk, temperature)
-  else:
-    logits = jnp.dot(hidden.reshape(-1, cfg.dim), w_head.astype(cfg.dtype),  # as the model's head
-                     preferred_element_type=jnp.float32).reshape(*hidden.shape[:2], -1)
-    logps, entropy = _logps_and_entropy(logits, targets, temperature)
+  logps, entropy = _head_logps(cfg, params, hidden, targets, chunk, temperature)
   if 0 < window < T:  # back to [B, L-1]; columns past the end (clipped) add nothing
     rows = jnp.arange(B)[:, None]
     place = lambda x: jnp.zeros((B, T), x.dtype).at[rows, cols].add(  # noqa: E731
@@ -444,16 +447,60 @@ def token_logps(cfg: ModelConfig, params, batch, chunk: int = 0, temperature: fl
   return logps, dict(aux, token_entropy=entropy)
 
 
+def _head_logps(cfg: ModelConfig, params, hidden, targets, chunk: int, temperature: float):
+  """log π and entropy [B, T] of targets [B, T] from final-normed hidden [B, T, D]."""
+  if chunk:
+    return chunked_sequence_logps(hidden, head_weight(cfg, params), targets, chunk, temperature)
+  return _logps_and_entropy(apply_head(cfg, params, hidden), targets, temperature)
+
+
+def _group_token_logps(cfg: ModelConfig, params, batch, chunk: int, temperature: float,
+                       routing_replay: bool) -> tuple[jax.Array, dict]:
+  """`token_logps` of the groups layout: one forward over [prompt | c_1 | ... | c_G] rows
+  [B, S], S = P + G·C, whose branch ids keep each completion to the prompt and itself.
+  Token t of completion j (column P + j·C + t) is predicted by the hidden state of its
+  predecessor: column P + j·C + t - 1, or for t = 0 the prompt's last token."""
+  tokens = batch["tokens"]
+  B, S = tokens.shape
+  _, G, C = batch["completion_mask"].shape
+  P = S - G * C
+  inputs = {"routing": batch["routing"].transpose(2, 0, 1, 3)} if routing_replay else {}
+  hidden, aux = forward(cfg, params, tokens, positions=batch["positions"],
+                        segment_ids=batch["segment_ids"], branch_ids=batch["branch_ids"],
+                        hidden_only=True, return_aux=True, **inputs)
+  prompt_len = jnp.maximum((batch["segment_ids"][:, :P] != 0).sum(1), 1)  # [B]
+  cols = P - 1 + jnp.arange(G * C)  # [G·C]: each completion token's predecessor in its branch
+  cols = jnp.where(jnp.arange(G * C) % C == 0, prompt_len[:, None] - 1, cols[None, :])
+  hidden = jnp.take_along_axis(hidden, cols[..., None], axis=1)  # [B, G·C, D]
+  logps, entropy = _head_logps(cfg, params, hidden, tokens[:, P:], chunk, temperature)
+  return logps.reshape(B, G, C), dict(aux, token_entropy=entropy.reshape(B, G, C))
+
+
+def completion_view(batch) -> dict:
+  """The per-token arrays of a GRPO batch, either layout, as `policy_loss` takes them:
+  mask and the optional sampler_logps / old_logps / ref_logps [N, T], advantages [N]
+  (rows: N = B, T = L - 1; groups: N = B·G completions, T = C)."""
+  if "branch_ids" not in batch:
+    view = {"mask": batch["completion_mask"][:, 1:], "advantages": batch["advantages"]}
+    view.update({k: batch[k] for k in ("sampler_logps", "old_logps", "ref_logps") if k in batch})
+    return view
+  flat = lambda x: x.reshape(-1, x.shape[-1])  # noqa: E731  [B, G, C] -> [B·G, C]
+  view = {"mask": flat(batch["completion_mask"]), "advantages": batch["advantages"].reshape(-1)}
+  view.update({k: flat(batch[k]) for k in ("sampler_logps", "old_logps", "ref_logps")
+               if k in batch})
+  return view
+
+
 def make_grpo_loss(cfg: ModelConfig, *, logprob_chunk: int = 0, temperature: float = 1.0,
                    old_logps: str = "sampler", tis_cap: float = 0.0, tis_level: str = "token",
                    routing_replay: bool = False, window: int = 0, **loss_kwargs) -> Callable:
   """loss_fn(params, batch) -> (`policy_loss` [+ the MoE balance loss], (metrics, model aux)).
 
-  batch: [prompt | completion] rows (tokens, positions, segment_ids, completion_mask
-  [B, L]) with sampler_logps [B, L-1] (the sampler's log-probs of its tokens at the
-  rollout temperature), advantages [B], when β > 0 ref_logps [B, L-1], and optionally
-  old_logps [B, L-1] (the trainer's own log-probs before the update: the loop computes
-  them when μ > 1 and π_old comes from the trainer). The policy scores logits /
+  batch: either layout of `r1jax.stages.grpo_batch` (`token_logps`): the model inputs
+  with completion_mask, sampler_logps (the sampler's log-probs of its tokens at the
+  rollout temperature), advantages, when β > 0 ref_logps, and optionally old_logps (the
+  trainer's own log-probs before the update: the loop computes them when μ > 1 and π_old
+  comes from the trainer), per token as `completion_view` reads them. The policy scores logits /
   `temperature`, the rollout's T, so that its ratio is against the distribution that
   sampled (top-k / top-p truncate that distribution further; the ratio ignores them, as
   TRL and verl do).
@@ -490,17 +537,19 @@ def make_grpo_loss(cfg: ModelConfig, *, logprob_chunk: int = 0, temperature: flo
   def loss_fn(params, batch):
     logps, aux = token_logps(cfg, params, batch, logprob_chunk, temperature, routing_replay,
                              window)
-    mask = batch["completion_mask"][:, 1:]
-    sampler = batch["sampler_logps"]
-    trainer_old = batch["old_logps"] if "old_logps" in batch else sg(logps)
+    view = completion_view(batch)
+    mask, sampler = view["mask"], view["sampler_logps"]
+    logps = logps.reshape(mask.shape)
+    trainer_old = view["old_logps"] if "old_logps" in view else sg(logps)
     old = sampler if old_logps == "sampler" else trainer_old
     weights = (truncated_is_weights(trainer_old, sampler, mask, cap=tis_cap, level=tis_level)
                if tis_cap else None)
-    loss, metrics = policy_loss(logps, old, batch.get("ref_logps"), batch["advantages"], mask,
+    loss, metrics = policy_loss(logps, old, view.get("ref_logps"), view["advantages"], mask,
                                 is_weights=weights, **loss_kwargs)
     valid = mask.astype(bool)
     n = jnp.maximum(valid.sum(), 1)
-    metrics["entropy"] = jnp.where(valid, aux.pop("token_entropy"), 0.0).sum() / n
+    entropy = aux.pop("token_entropy").reshape(mask.shape)
+    metrics["entropy"] = jnp.where(valid, entropy, 0.0).sum() / n
     metrics.update({f"mismatch/{k}": v for k, v in
                     rollout_mismatch(trainer_old, sampler, mask, **clip).items()})
     if "routing" in batch:

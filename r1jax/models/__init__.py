@@ -17,9 +17,10 @@ Models import only the layers below them: runtime and data.
 
 from r1jax.models import presets
 from r1jax.models.config import ModelConfig
-from r1jax.models.transformer import (count_params, forward, head_weight, init_cache,
-                                      init_params, mtp_loss, param_logical_axes,
+from r1jax.models.transformer import (apply_head, count_params, forward, head_weight,
+                                      init_cache, init_params, mtp_loss, param_logical_axes,
                                       update_router_biases)
 
-__all__ = ["ModelConfig", "presets", "count_params", "forward", "head_weight", "init_cache",
-           "init_params", "mtp_loss", "param_logical_axes", "update_router_biases"]
+__all__ = ["ModelConfig", "presets", "apply_head", "count_params", "forward", "head_weight",
+           "init_cache", "init_params", "mtp_loss", "param_logical_axes",
+           "update_router_biases"]

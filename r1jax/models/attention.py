@@ -37,7 +37,8 @@ MLA_LATENT_EPS = 1e-6
 class Context(NamedTuple):
   """Per-call inputs shared by every layer.
 
-  positions, segment_ids: [B, T] int32; sin, cos: [B, T, R/2] float32.
+  positions, segment_ids: [B, T] int32; sin, cos: [B, T, R/2] float32; branch_ids [B, T]
+  int32 or None (no cache): the trunk/branch ids of `layers.attention_mask`.
   With a cache: cache_slot, the int32 scalar slot of this call's first token (token i goes
   to slot cache_slot + i in every row); kv_segment_ids, kv_positions [B, S], the segment
   and position of each cache slot after this call's writes.
@@ -49,6 +50,7 @@ class Context(NamedTuple):
   cache_slot: jax.Array | None = None
   kv_segment_ids: jax.Array | None = None
   kv_positions: jax.Array | None = None
+  branch_ids: jax.Array | None = None
 
 
 def write_slots(buf: jax.Array, new: jax.Array, slot, layer=None) -> jax.Array:
@@ -63,7 +65,8 @@ def write_slots(buf: jax.Array, new: jax.Array, slot, layer=None) -> jax.Array:
 
 def _mask(ctx: Context, cached: bool):
   if not cached:
-    return attention_mask(ctx.positions, ctx.positions, ctx.segment_ids, ctx.segment_ids)
+    return attention_mask(ctx.positions, ctx.positions, ctx.segment_ids, ctx.segment_ids,
+                          ctx.branch_ids, ctx.branch_ids)
   return attention_mask(ctx.positions, ctx.kv_positions, ctx.segment_ids, ctx.kv_segment_ids)
 
 

@@ -43,6 +43,13 @@ def dense(x: jax.Array, w: jax.Array, contract: int = 1) -> jax.Array:
   return y.reshape(*lead, *w.shape[contract:])
 
 
+def head_logits(h: jax.Array, w_head: jax.Array, dtype) -> jax.Array:
+  """The output head: h [..., D] · w_head [D, V] in `dtype`, accumulated in float32 ->
+  [..., V] float32, as one 2-D matmul (see `dense`)."""
+  y = jnp.dot(h.reshape(-1, h.shape[-1]), w_head.astype(dtype), preferred_element_type=jnp.float32)
+  return y.reshape(*h.shape[:-1], w_head.shape[-1])
+
+
 class RMSNorm(nn.Module):
   """x / rms(x) · scale, computed in float32 (Zhang & Sennrich 2019)."""
   cfg: ModelConfig
@@ -149,11 +156,17 @@ def apply_rope(x: jax.Array, sin: jax.Array, cos: jax.Array, interleave: bool) -
 # ----------------------------------------------------------------------- attention
 
 
-def attention_mask(q_pos, kv_pos, q_seg, kv_seg):
-  """Boolean mask [B, T, S]: causal by position, same non-zero segment (0 = padding)."""
+def attention_mask(q_pos, kv_pos, q_seg, kv_seg, q_branch=None, kv_branch=None):
+  """Boolean mask [B, T, S]: causal by position, same non-zero segment (0 = padding), and
+  with branch ids [B, T] / [B, S] a key of branch b > 0 is seen only by its own branch:
+  a query sees the shared trunk (branch 0) and its own branch, as G completions packed
+  after their one prompt need."""
   causal = kv_pos[:, None, :] <= q_pos[:, :, None]
   same = (q_seg[:, :, None] == kv_seg[:, None, :]) & (kv_seg[:, None, :] != 0)
-  return causal & same
+  if q_branch is None:
+    return causal & same
+  visible = (kv_branch[:, None, :] == 0) | (kv_branch[:, None, :] == q_branch[:, :, None])
+  return causal & same & visible
 
 
 def dot_attention(q, k, v, mask, scale: float, impl: str = "xla"):

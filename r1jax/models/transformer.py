@@ -24,7 +24,7 @@ import numpy as np
 
 from r1jax.models.attention import GQA, MLA, Context, write_slots
 from r1jax.models.config import ModelConfig
-from r1jax.models.layers import RMSNorm, SwiGLU, dense, param, rope_tables
+from r1jax.models.layers import RMSNorm, SwiGLU, dense, head_logits, param, rope_tables
 from r1jax.models.moe import MoE, update_router_bias
 
 Params = dict[str, Any]
@@ -102,7 +102,7 @@ class Transformer(nn.Module):
 
   @nn.compact
   def __call__(self, tokens, positions, segment_ids, cache=None, cache_slot=None,
-               last_only=False, hidden_only=False, routing=None):
+               last_only=False, hidden_only=False, routing=None, branch_ids=None):
     cfg = self.cfg
     V = cfg.vocab_size
     embed = param(self, "embed", (V, cfg.dim), ("vocab", "embed"), cfg)
@@ -115,7 +115,7 @@ class Transformer(nn.Module):
     x = embed_tokens(tokens)
     sin, cos = rope_tables(cfg, positions)
     new_cache = None
-    ctx = Context(positions, segment_ids, sin, cos)
+    ctx = Context(positions, segment_ids, sin, cos, branch_ids=branch_ids)
     if cache is not None:
       new_cache = {k: write_slots(cache[k], v, cache_slot)
                    for k, v in (("segment_ids", segment_ids), ("positions", positions))}
@@ -137,10 +137,7 @@ class Transformer(nn.Module):
     w_head = embed.T if cfg.tie_embeddings else param(self, "lm_head", (cfg.dim, V),
                                                       ("embed", "vocab"), cfg)
 
-    def head(h):  # [B, T, D] -> [B, T, V] float32, one 2-D matmul (see layers.dense)
-      y = jnp.dot(h.reshape(-1, cfg.dim), w_head.astype(cfg.dtype),
-                  preferred_element_type=jnp.float32)
-      return y.reshape(*h.shape[:-1], V)
+    head = functools.partial(head_logits, w_head=w_head, dtype=cfg.dtype)  # [..., V] float32
 
     h_final = x[:, -1:] if last_only else x
     h_final = RMSNorm(cfg, name="final_norm")(h_final)
@@ -232,7 +229,7 @@ def forward(cfg: ModelConfig, params: Params, tokens: jax.Array, *,
             positions: jax.Array | None = None, segment_ids: jax.Array | None = None,
             cache: Params | None = None, cache_slot: int | jax.Array | None = None,
             return_aux: bool = False, last_only: bool = False, hidden_only: bool = False,
-            routing: jax.Array | None = None):
+            routing: jax.Array | None = None, branch_ids: jax.Array | None = None):
   """Runs the decoder.
 
   tokens [B, T] int; positions [B, T] (default 0..T-1); segment_ids [B, T] (default 1; 0
@@ -247,13 +244,19 @@ def forward(cfg: ModelConfig, params: Params, tokens: jax.Array, *,
   valid token instead of its router's choice (routing replay; `MoE`); -1 rows keep the
   router's choice.
 
+  branch_ids [B, T] int (no cache): tree-shaped rows, such as one prompt followed by its G
+  completions. Branch 0 is the shared trunk, which every token of the row may see; a
+  token of branch b > 0 is seen only by tokens of branch b (and positions still decide
+  causality, so branch b's tokens sit at the positions they would have after the trunk).
+
   Returns logits [B, T, V] float32 ([B, 1, V] for the last position only with
   last_only, as a prefill needs); `(logits, new_cache)` when a cache is given;
   with return_aux, one more element: {"expert_load": [L_moe, E], "balance_loss": (),
   "routing": [L_moe, B, T, K] int32 (each router's own top-k), "mtp_logits":
   [n_mtp, B, T, V], "mtp_expert_load": [n_mtp, E]} as the config enables them. With hidden_only, the final-normed hidden states [B, T, D] (cfg.dtype)
-  take the logits' place and MTP is skipped: the caller applies `head_weight` itself, in
-  chunks (`r1jax.losses.grpo.chunked_sequence_logps`) so no [B, T, V] array exists.
+  take the logits' place and MTP is skipped: the caller applies the head itself
+  (`apply_head`), to the positions it needs or in chunks
+  (`r1jax.losses.grpo.chunked_sequence_logps`), so no [B, T, V] array exists.
   """
   _check_tokens(cfg, tokens)
   chex.assert_rank(tokens, 2)
@@ -271,6 +274,12 @@ def forward(cfg: ModelConfig, params: Params, tokens: jax.Array, *,
       # (a traced slot cannot be checked: dynamic_update_slice would clamp it)
       raise ValueError(f"cache_slot={int(cache_slot)} with {T} tokens does not fit the cache's "
                        f"{S} slots; allocate a longer cache (init_cache max_len)")
+  if branch_ids is not None:
+    if cache is not None:
+      raise ValueError("branch_ids describe tree-shaped training rows; a decode cache holds "
+                       "one sequence per row")
+    chex.assert_shape(branch_ids, (B, T))
+    branch_ids = branch_ids.astype(jnp.int32)
   if routing is not None:
     if not cfg.is_moe:
       raise ValueError(f"routing replay needs an MoE model; {cfg.name!r} has no routed experts")
@@ -278,7 +287,7 @@ def forward(cfg: ModelConfig, params: Params, tokens: jax.Array, *,
   logits, new_cache, aux = Transformer(cfg).apply(
       params, tokens, positions.astype(jnp.int32), segment_ids.astype(jnp.int32), cache,
       None if cache is None else jnp.asarray(cache_slot, jnp.int32), last_only, hidden_only,
-      routing)
+      routing, branch_ids)
   out = (logits,) if cache is None else (logits, new_cache)
   if return_aux:
     out += (aux,)
@@ -289,6 +298,12 @@ def head_weight(cfg: ModelConfig, params: Params) -> jax.Array:
   """The output head [D, V] (the embedding's transpose when tied): logits = h @ W."""
   p = params["params"]
   return p["embed"].T if cfg.tie_embeddings else p["lm_head"]
+
+
+def apply_head(cfg: ModelConfig, params: Params, hidden: jax.Array) -> jax.Array:
+  """Logits [..., V] float32 of final-normed hidden states [..., D] (`forward`'s
+  hidden_only output), computed as the model's own head computes them."""
+  return head_logits(hidden, head_weight(cfg, params), cfg.dtype)
 
 
 def update_router_biases(cfg: ModelConfig, buffers: Params, aux: dict) -> Params:

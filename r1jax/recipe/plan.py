@@ -52,6 +52,7 @@ from r1jax.models.partitioning import check_divisibility, param_shardings
 from r1jax.runtime import sharding
 from r1jax.runtime.optimizer import make_optimizer
 from r1jax.sampling import prompt_bucket
+from r1jax.stages.grpo_batch import batch_layout
 
 GB = 1e9
 EXACT, ESTIMATE, XLA = "exact", "estimate", "XLA"
@@ -149,6 +150,17 @@ class RunShape:
   length: int
   prompt_len: int = 0  # GRPO: P; the train rows are [P | max_new_tokens]
   new_tokens: int = 0
+  group_size: int = 0  # GRPO's batch_layout "groups": each row is [P | G × max_new_tokens]
+
+  @property
+  def rollouts(self) -> int:
+    """Sequences the sampler decodes (GRPO), each in P + max_new_tokens cache slots."""
+    return self.rows * max(self.group_size, 1)
+
+  @property
+  def fed(self) -> int:
+    """Tokens a train row feeds the model: rows drop their last token, groups feed all."""
+    return self.length if self.group_size else self.length - 1
 
 
 def measure_prompt_len(config: ml_collections.ConfigDict, limit: int = 256) -> int:
@@ -163,11 +175,15 @@ def measure_prompt_len(config: ml_collections.ConfigDict, limit: int = 256) -> i
   return prompt_bucket(longest)
 
 
-def run_shape(config: ml_collections.ConfigDict, prompt_len: int | None = None) -> RunShape:
+def run_shape(config: ml_collections.ConfigDict, prompt_len: int | None = None,
+              layout: str = "rows") -> RunShape:
+  """The step's shape; GRPO's train rows as `layout` ("rows" or "groups") lays them out."""
   if config.stage == "grpo":
     P = prompt_len or measure_prompt_len(config)
-    return RunShape(config.rl.prompts_per_step * config.rl.num_generations,
-                    P + config.rl.max_new_tokens, P, config.rl.max_new_tokens)
+    B, G, C = config.rl.prompts_per_step, config.rl.num_generations, config.rl.max_new_tokens
+    if layout == "groups":
+      return RunShape(B, P + G * C, P, C, group_size=G)
+    return RunShape(B * G, P + C, P, C)
   return RunShape(config.data.batch_size, config.data.seq_len)
 
 
@@ -182,6 +198,18 @@ def abstract_batch(config, shape: RunShape, mesh, rules=sharding.DEFAULT_RULES,
 
   if config.stage != "grpo":
     return {k: arr((B, L), jnp.int32) for k in ("tokens", "loss_mask", "segment_ids", "positions")}
+  if shape.group_size:  # r1jax.stages.grpo_batch.pack_groups
+    G, C = shape.group_size, shape.new_tokens
+    batch = {k: arr((B, L), jnp.int32) for k in ("tokens", "positions", "segment_ids",
+                                                  "branch_ids")}
+    batch["completion_mask"] = arr((B, G, C), jnp.int32)
+    batch["sampler_logps"] = arr((B, G, C), jnp.float32)
+    batch["advantages"] = arr((B, G), jnp.float32)
+    if config.rl.beta:
+      batch["ref_logps"] = arr((B, G, C), jnp.float32)
+    if cfg is not None and cfg.is_moe:
+      batch["routing"] = arr((B, L, cfg.n_moe_layers, cfg.n_activated_experts), jnp.int32)
+    return batch
   batch = {k: arr((B, L), jnp.int32) for k in ("tokens", "positions", "segment_ids",
                                                 "completion_mask")}
   batch["sampler_logps"] = arr((B, L - 1), jnp.float32)
@@ -361,10 +389,13 @@ def plan(config: ml_collections.ConfigDict, axes: dict[str, int], *, devices: in
   else:
     mesh = abstract_mesh(axes, devices)
   size = dict(mesh.shape)
-  shape = run_shape(config, prompt_len)
-  check_plan(cfg, mesh, shape.rows, shape.length)
-  split = size["data"] * size["fsdp"] * size["expert"]
   grpo = config.stage == "grpo"
+  shape = run_shape(config, prompt_len)
+  if grpo:  # the layout the stage would choose for this prompt length
+    shape = run_shape(config, shape.prompt_len,
+                      batch_layout(config, cfg, mesh, shape.prompt_len))
+  check_plan(cfg, mesh, shape.rows, shape.prompt_len + shape.new_tokens if grpo else shape.length)
+  split = size["data"] * size["fsdp"] * size["expert"]
   state = abstract_state(cfg, mesh, make_optimizer(config), table,
                          with_ref=grpo and bool(config.rl.beta))
   batch = abstract_batch(config, shape, mesh, table, cfg)
@@ -380,10 +411,10 @@ def plan(config: ml_collections.ConfigDict, axes: dict[str, int], *, devices: in
 
   rows_dev = -(-shape.rows // split)
   flash = cfg.attention_impl == "cudnn"
-  act = functools.partial(activation_bytes, cfg, rows_dev, shape.length - 1, size["tensor"],
+  act = functools.partial(activation_bytes, cfg, rows_dev, shape.fed, size["tensor"],
                           mtp_logits=not grpo,
                           logit_chunk=config.rl.get("logprob_chunk", 0) if grpo else 0,
-                          logit_window=config.rl.max_new_tokens if grpo else 0)
+                          logit_window=shape.new_tokens * max(shape.group_size, 1))
   here = act(flash=flash)
   remat = "none" if cfg.remat == "none" else "full"
   train_lines = [
@@ -410,11 +441,12 @@ def plan(config: ml_collections.ConfigDict, axes: dict[str, int], *, devices: in
 
   rollout_lines = []
   if grpo:
-    total, per_dev = rollout_cache(cfg, shape.rows, shape.length, split)
+    slots = shape.prompt_len + shape.new_tokens
+    total, per_dev = rollout_cache(cfg, shape.rollouts, slots, split)
     what = (f"MLA latent, {cfg.cache_width_per_token} values/token/layer"
             if cfg.attention == "mla" else "K and V")
     rollout_lines = [Line("rollout cache", per_dev, EXACT,
-                          f"{shape.rows} rows x {shape.length} slots, {what}; {_gb(total)} GB "
+                          f"{shape.rollouts} rows x {slots} slots, {what}; {_gb(total)} GB "
                           f"in all, rows split {split} ways (assumed)")]
   rollout_peak = persistent + sum(x.bytes for x in rollout_lines)
 
@@ -460,8 +492,10 @@ def format_report(r: dict[str, Any]) -> str:
              else "config.sharding_rules")
     out.append(f"  sharding rules: DEFAULT_RULES with {r['rules']} ({where})")
   if shape.new_tokens:
-    out.append(f"  GRPO step: {shape.rows} rollouts of prompt {shape.prompt_len} + "
-               f"{shape.new_tokens} new tokens")
+    out.append(f"  GRPO step: {shape.rollouts} rollouts of prompt {shape.prompt_len} + "
+               f"{shape.new_tokens} new tokens, trained as "
+               + (f"{shape.rows} rows of one prompt and its {shape.group_size} completions"
+                  if shape.group_size else f"{shape.rows} [prompt | completion] rows"))
   out.append(f"\n  {'per device':<36}{unit:>10}  {'how':<9} note")
 
   def put(lines):

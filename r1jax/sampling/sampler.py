@@ -46,7 +46,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from r1jax.models import ModelConfig, forward, head_weight, init_cache
+from r1jax.models import ModelConfig, apply_head, forward, init_cache
 from r1jax.runtime import sharding
 from r1jax.sampling.processors import sample_token
 
@@ -169,8 +169,7 @@ def _prefill(cfg: ModelConfig, params, tokens, segment_ids, lengths, cache_dtype
                                segment_ids=segment_ids, cache=cache, cache_slot=0,
                                hidden_only=True, return_aux=True)
   h_last = jnp.take_along_axis(hidden, (lengths - 1)[:, None, None], axis=1)[:, 0]  # [B, D]
-  logits = jnp.dot(h_last, head_weight(cfg, params).astype(cfg.dtype),
-                   preferred_element_type=jnp.float32)  # as the model's own head
+  logits = apply_head(cfg, params, h_last)
   routing = (aux["routing"].transpose(1, 2, 0, 3).astype(_routing_dtype(cfg))
              if record_routing else None)
   return logits, cache, routing

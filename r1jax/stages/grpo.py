@@ -7,8 +7,10 @@ update the policy μ = `rl.num_iterations` times on that rollout with the clippe
 loss (the rollout's log-probs are π_old). The reference policy for the KL term is the
 initial policy.
 
-Rows of the train batch are [prompt | completion | padding], each token at the position
-(its column) it had in the sampler; padding has segment 0.
+The train batch has one of two layouts (`r1jax.stages.grpo_batch`, config.rl.batch_layout):
+a row per completion, [prompt | completion | padding], or a row per prompt,
+[prompt | c_1 | ... | c_G], where the prompt runs once for its group. Either way each token
+keeps the position it had in the sampler, and padding has segment 0.
 
 Several processes: every process draws the same prompts (same iterators, same seeds),
 samples them in one program over the global mesh and gets every completion back
@@ -67,8 +69,9 @@ from r1jax.models import ModelConfig
 from r1jax.models.partitioning import check_divisibility
 from r1jax.runtime import checkpoint as ckpt_lib
 from r1jax.runtime import distributed, sharding
-from r1jax.sampling import GenerationResult, SamplingParams, generate
+from r1jax.sampling import GenerationResult, SamplingParams, generate, prompt_bucket
 from r1jax.stages.base import Stage
+from r1jax.stages.grpo_batch import batch_layout, pack_groups, pack_rollout
 
 LONG_PROMPTS = ("skip", "truncate")  # config.rl.long_prompts
 SOURCE_KEYS = ("spec", "weight", "rewards", "eval", "template", "instruction", "num_train")
@@ -219,50 +222,6 @@ def _merge_parts(parts: list[dict]) -> dict[str, float]:
           for k, v in _concat_parts(parts).items()}
 
 
-def pack_rollout(prompts: list[list[int]], completions: np.ndarray, completion_mask: np.ndarray,
-                 group_size: int, pad_id: int, prompt_len: int = 0,
-                 logps: np.ndarray | None = None,
-                 routing: np.ndarray | None = None) -> dict[str, np.ndarray]:
-  """[prompt | completion | padding] rows for B prompts × G completions.
-
-  prompts: B token lists; completions, completion_mask (and the sampler's logps): [B·G, C]
-  -> tokens, positions, segment_ids, completion_mask [B·G, P + C] and sampler_logps
-  [B·G, P + C - 1] (column t-1 holds token t's), with P = prompt_len (default: the
-  longest prompt). A row is laid out as the sampler saw it: the prompt from position 0,
-  its completion right after, so every token has the position it was sampled at, and the
-  shapes are the sampler's few prompt buckets.
-
-  routing (the sampler's `GenerationResult.routing`, [B·G, P + C, L, K]) becomes
-  routing [B·G, P + C - 1, L, K] int32 for the input columns: the experts the sampler
-  used for each fed token, -1 where it fed none (padding, and a row's last token).
-  """
-  P = prompt_len or max(len(p) for p in prompts)
-  BG, C = completions.shape
-  tokens = np.full((BG, P + C), pad_id, np.int32)
-  segment_ids = np.zeros((BG, P + C), np.int32)
-  mask = np.zeros((BG, P + C), np.int32)
-  old = np.zeros((BG, P + C), np.float32)
-  for row in range(BG):
-    p = prompts[row // group_size]
-    L = len(p)
-    tokens[row, :L] = p
-    segment_ids[row, :L] = 1
-    tokens[row, L:L + C] = np.where(completion_mask[row], completions[row], pad_id)
-    segment_ids[row, L:L + C] = completion_mask[row]
-    mask[row, L:L + C] = completion_mask[row]
-    if logps is not None:
-      old[row, L:L + C] = logps[row] * completion_mask[row]
-  positions = np.broadcast_to(np.arange(P + C, dtype=np.int32), (BG, P + C)).copy()
-  batch = {"tokens": tokens, "positions": positions, "segment_ids": segment_ids,
-           "completion_mask": mask}
-  if logps is not None:
-    batch["sampler_logps"] = old[:, 1:]
-  if routing is not None:
-    fed = (segment_ids[:, :-1] != 0) & (segment_ids[:, 1:] != 0)  # token j+1 followed j
-    batch["routing"] = np.where(fed[:, :, None, None], routing[:, :-1].astype(np.int32), -1)
-  return batch
-
-
 class GRPOStage(Stage):
   """Batches from rollouts; `loss_fn` is the GRPO objective over them."""
 
@@ -275,7 +234,7 @@ class GRPOStage(Stage):
       raise ValueError(f"config.rl.num_generations={rl.num_generations}: GRPO needs at least 2 "
                        "completions per prompt for a group baseline")
     self.G = rl.num_generations
-    check_divisibility(cfg, mesh, batch_size=rl.prompts_per_step * self.G)
+    check_divisibility(cfg, mesh)
     ckpt_lib.check_init_from(config.get("init_from", ""))  # before loading rewards
     self.reward_fns = rewards_lib.load_reward_models(rl.get("reward_models", {}))
     self.sources = load_sources(config, self.reward_fns, tokenizer)
@@ -288,6 +247,13 @@ class GRPOStage(Stage):
     if self.max_prompt_len and self.long_prompts == "skip":
       self.sources = {name: self._without_long_prompts(name, src)
                       for name, src in self.sources.items()}
+    self.layout = batch_layout(config, cfg, mesh, self._typical_prompt_len())
+    check_divisibility(cfg, mesh, batch_size=rl.prompts_per_step * (
+        1 if self.layout == "groups" else self.G))
+    logging.info("grpo: training on %s (config.rl.batch_layout=%r)", {
+        "groups": "one [prompt | G completions] row per prompt",
+        "rows": "one [prompt | completion] row per completion"}[self.layout],
+        rl.get("batch_layout", "auto"))
     self.mixture = "sources" in d
     if self.mixture:
       self.train_iter = MixtureIterator({k: s.train for k, s in self.sources.items()},
@@ -355,6 +321,13 @@ class GRPOStage(Stage):
     if self.max_prompt_len and len(ids) > self.max_prompt_len:
       ids = ids[:1] + ids[len(ids) - self.max_prompt_len + 1:]
     return ids
+
+  def _typical_prompt_len(self, sample: int = 256) -> int:
+    """The prompt bucket of the longest of the first `sample` training prompts of every
+    source: what most steps pad their prompts to."""
+    longest = max((len(self._encode(src.format, src.format.record(r, src.instruction)))
+                   for src in self.sources.values() for r in src.train[:sample]), default=1)
+    return prompt_bucket(longest, self.cfg.max_position_embeddings - self.config.rl.max_new_tokens)
 
   def _without_long_prompts(self, name: str, src: Source) -> Source:
     """`src` without the records whose prompts exceed rl.max_prompt_len (counted, logged)."""
@@ -436,8 +409,13 @@ class GRPOStage(Stage):
     adv = grpo.group_advantages(jnp.asarray(rewards), self.G, scale=self.adv_scale)
     mask = result.mask
     P = result.prompt_len
-    batch = pack_rollout(rollout.prompts, result.tokens, mask, self.G, self.tokenizer.pad_id, P,
-                         logps=result.logps_model, routing=result.routing)
+    if self.layout == "groups":
+      batch = pack_groups(rollout.prompts, result.tokens, mask, self.tokenizer.pad_id, P,
+                          logps=result.logps_model, routing=result.routing)
+      adv = np.asarray(adv).reshape(-1, self.G)
+    else:
+      batch = pack_rollout(rollout.prompts, result.tokens, mask, self.G, self.tokenizer.pad_id,
+                           P, logps=result.logps_model, routing=result.routing)
     batch["advantages"] = np.asarray(adv, np.float32)
     batch = sharding.shard_batch(batch, self.mesh)
     t0 = time.perf_counter()
@@ -463,6 +441,8 @@ class GRPOStage(Stage):
                # decode steps run until the longest row stops: the rest of each row is waste
                "rollout/padding_fraction": 1.0 - generated / (lengths.size * max(lengths.max(), 1)),
                "rollout/prompt_len": float(P),
+               # what the update and the reference feed the model, padding included
+               "batch/tokens": float(np.size(batch["tokens"])),
                "rollout/longest_prompt": float(max(map(len, rollout.prompts)))}
     metrics.update(self._metrics("reward", rollout.scored, rewards))
     src, first = items[0]
