@@ -56,21 +56,23 @@ def test_decode_bytes_by_hand():
 
 def test_grpo_step_dry_run_times_r1jax_and_skips_missing_peers(tmp_path, capsys):
   from benchmarks import grpo_step
-  report = grpo_step.main(["--dry_run", "--prompts=variable,same_length",
+  # (the variable-length prompts run the same code; gpu_check.sh's dry run times them)
+  report = grpo_step.main(["--dry_run", "--prompts=same_length", "--batch_layout=groups",
                            f"--workdir={tmp_path}", "--python_trl=/nonexistent/python"])
   by = {(r["prompts"], r["framework"]): r for r in report["results"]}
-  for kind in ("variable", "same_length"):
-    r = by[(kind, "r1jax")]
-    assert "error" not in r and "skipped" not in r, r
-    assert r["steps_in_median"] == 1 and r["median_step_s"] > 0 and r["median_first_step_s"] > 0
-    assert r["completion_tokens_per_row"] == [4.0]  # eos ignored: every row runs to the end
-    assert r["same_prompts"] and r["peak_rss_mb"] > 0
-    assert {"rollout", "reward", "logprob", "update", "compile"} <= set(r["phases_median_s"])
-    assert "skipped" in by[(kind, "trl")]
-  assert by[("same_length", "r1jax")]["prompt_len_buckets"] == [96.0]  # 82 tokens, one bucket
+  r = by[("same_length", "r1jax")]
+  assert "error" not in r and "skipped" not in r, r
+  assert r["steps_in_median"] == 1 and r["median_step_s"] > 0 and r["median_first_step_s"] > 0
+  assert r["completion_tokens_per_row"] == [4.0]  # eos ignored: every row runs to the end
+  assert r["same_prompts"] and r["peak_rss_mb"] > 0
+  assert {"rollout", "reward", "logprob", "update", "compile"} <= set(r["phases_median_s"])
+  assert "skipped" in by[("same_length", "trl")]
+  assert r["prompt_len_buckets"] == [96.0]  # 82 tokens, one bucket
+  # 2 prompts, each one row of the prompt bucket and its 2 completions of 4 tokens
+  assert r["median_train_tokens"] == 2 * (96 + 2 * 4)
   lengths = report["workload"]["prompts"]["same_length"]
   assert lengths["tokens_min"] == lengths["tokens_max"] == grpo_step.SAME_LENGTH
-  assert report["ratios"]["variable"]["trl/r1jax"]["median_step"] is None
+  assert report["ratios"]["same_length"]["trl/r1jax"]["median_step"] is None
   assert '"benchmark": "grpo_step"' in capsys.readouterr().out
 
 
