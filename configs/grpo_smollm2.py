@@ -17,8 +17,9 @@ answer, else the last one it finds), so the model is paid for the right sum howe
 states it, but not for restating the question: with math-verify alone, "37 + 94 = ?"
 counted as 131 and the policy learned exactly that (experiments/smollm2_grpo); the checker
 now refuses undone arithmetic. Full fine-tuning in float32: 4 prompts × 8 completions of up to 64 tokens per
-step, the update in 4 micro-batches of 8 rows and the output head 32 positions at a time
-(peak memory under 8 GB), AdamW lr 1e-5, KL β = 0.001 to the initial model.
+step, the update in 4 micro-batches (one prompt's group each; 8 rows each before
+rl.batch_layout, when the peak was measured under 8 GB) and the output head 32 positions
+at a time, AdamW lr 1e-5, KL β = 0.001 to the initial model.
 """
 
 import ml_collections

@@ -78,8 +78,10 @@ def get_config() -> ml_collections.ConfigDict:
   c.rl.logprob_chunk = 0  # > 0: the output head over this many positions at a time (memory)
   # The train batch: "groups" runs each prompt once for its G completions, in one
   # [prompt | c_1 | ... | c_G] row (fewer tokens, longer rows); "rows" gives every
-  # completion its own [prompt | completion] row; "auto" picks the cheaper by FLOPs
-  # (r1jax.stages.grpo_batch). Same log-probs, loss and gradients either way.
+  # completion its own [prompt | completion] row; "auto" takes groups where they save
+  # FLOPs without much more attention memory (r1jax.stages.grpo_batch). The same
+  # log-probs, loss and gradients either way (MoE: router loads, the balance loss and
+  # capacity drops count a group's prompt once).
   c.rl.batch_layout = "auto"
   c.rl.rewards = ml_collections.ConfigDict(dict(accuracy=1.0, format=1.0))
   # The code reward refuses to run where its sandbox would not contain the policy's

@@ -453,8 +453,10 @@ def test_bad_arguments_raise():
     policy_loss(x, x, x, a, m, ratio_level="tok")
   with pytest.raises(ValueError, match=r"Dr. GRPO.*pass max_len.*max_len=None"):
     policy_loss(x, x, None, a, m, **LOSS_PRESETS["dr_grpo"]["loss"])
-  with pytest.raises(ValueError, match=r"max_len=2 is shorter than the completions \(T=3\)"):
+  with pytest.raises(ValueError, match=r"max_len=2 is shorter than a completion \(3 tokens\)"):
     policy_loss(x, x, None, a, m, max_len=2, **LOSS_PRESETS["dr_grpo"]["loss"])
+  # rows whose completion (mask) fits max_len may be longer: a prompt's columns come first
+  policy_loss(x, x, None, a, m.at[:, 0].set(0), max_len=2, **LOSS_PRESETS["dr_grpo"]["loss"])
   with pytest.raises(ValueError, match=r"ref_logps is None but beta=0.001"):
     policy_loss(x, x, None, a, m, beta=0.001)
   with pytest.raises(ValueError, match=r"cache_len=30, max_len=20"):

@@ -124,12 +124,18 @@ def test_groups_give_the_rows_layouts_numbers(preset):
     np.testing.assert_allclose(m_g[k], m_r[k], rtol=1e-4, atol=1e-6, err_msg=k)
   assert float(m_g["kl"]) > 1e-3  # the reference differs: the KL term is exercised
   jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-4, atol=2e-6), g_g, g_r)
+  # Dr. GRPO divides by the generation budget C, whatever a row's prompt columns
+  dr = grpo.make_grpo_loss(cfg, temperature=0.8, routing_replay=moe, window=C, max_len=C,
+                           **grpo.LOSS_PRESETS["dr_grpo"]["loss"])
+  np.testing.assert_allclose(jax.jit(dr)(params, groups)[0], jax.jit(dr)(params, rows)[0],
+                             rtol=1e-5, atol=1e-7)
 
 
-def _config(prompts_per_step=8, G=4, C=64, layout="auto"):
+def _config(prompts_per_step=8, G=4, C=64, layout="auto", micro_batches=1):
   c = ml_collections.ConfigDict()
   c.rl = ml_collections.ConfigDict(dict(prompts_per_step=prompts_per_step, num_generations=G,
                                         max_new_tokens=C, batch_layout=layout))
+  c.train = ml_collections.ConfigDict(dict(micro_batches=micro_batches))
   return c
 
 
@@ -137,17 +143,27 @@ def _mesh(data=1, fsdp=1):
   return AbstractMesh((data, fsdp, 1, 1), AXES)
 
 
-def test_auto_layout_follows_the_cost():
+def test_auto_layout_follows_the_cost_and_the_memory():
   qwen = presets.get("qwen2_5_0_5b")
   # GSM8K-like prompts, short completions: the prompt once per group saves most
   assert batch_layout(_config(C=64), qwen, _mesh(), prompt_len=192) == "groups"
   # R1-like: 16 completions of 32k tokens make one row quadratically dearer
   assert batch_layout(_config(G=16, C=32768), qwen, _mesh(), prompt_len=512) == "rows"
-  # each device must hold whole groups: 8 prompts over 16 devices cannot
+  # 8 × 256 new tokens: fewer FLOPs as groups, but dense attention would keep ~51 GB
+  # more scores per device; flash attention keeps none
+  assert batch_layout(_config(G=8, C=256), qwen, _mesh(), prompt_len=192) == "rows"
+  flash = presets.get("qwen2_5_0_5b", attention_impl="cudnn")
+  assert batch_layout(_config(G=8, C=256), flash, _mesh(), prompt_len=192) == "groups"
+  # each device, and each micro-batch, must hold whole groups: 8 prompts cannot split 16
+  # ways, nor 2 devices × 8 micro-batches
   assert batch_layout(_config(C=64), qwen, _mesh(fsdp=16), prompt_len=192) == "rows"
+  assert batch_layout(_config(C=64, micro_batches=8), qwen, _mesh(fsdp=2),
+                      prompt_len=192) == "rows"
   assert batch_layout(_config(layout="rows"), qwen, _mesh(), prompt_len=192) == "rows"
-  with pytest.raises(ValueError, match="prompts_per_step=8 must be divisible by"):
+  with pytest.raises(ValueError, match=r"prompts_per_step=8 must be divisible by .* = 16×1"):
     batch_layout(_config(layout="groups"), qwen, _mesh(fsdp=16), prompt_len=192)
+  with pytest.raises(ValueError, match=r"= 2×8"):
+    batch_layout(_config(layout="groups", micro_batches=8), qwen, _mesh(fsdp=2), prompt_len=192)
   with pytest.raises(ValueError, match="batch_layout='packed'; choose one of"):
     batch_layout(_config(layout="packed"), qwen, _mesh(), prompt_len=192)
 

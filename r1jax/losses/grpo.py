@@ -260,8 +260,11 @@ def policy_loss(logps, old_logps, ref_logps, advantages, mask, *, epsilon: float
   chex.assert_shape([old_logps, mask] + ([] if ref_logps is None else [ref_logps]), (B, T))
   chex.assert_shape(advantages, (B,))
   chex.assert_type([logps, old_logps, advantages], float)
-  if max_len is not None and agg == "seq-mean-token-sum-norm" and T > max_len:
-    raise ValueError(f"max_len={max_len} is shorter than the completions (T={T})")
+  if agg == "seq-mean-token-sum-norm" and not isinstance(mask, jax.core.Tracer):
+    # (T may include a prompt's columns: rows of the rows layout; the mask counts tokens)
+    longest = int(jnp.max(jnp.sum(mask != 0, axis=1), initial=0))
+    if longest > max_len:
+      raise ValueError(f"max_len={max_len} is shorter than a completion ({longest} tokens)")
 
   dtype = jnp.promote_types(logps.dtype, jnp.float32)
   logps = logps.astype(dtype)

@@ -324,7 +324,8 @@ class GRPOStage(Stage):
 
   def _typical_prompt_len(self, sample: int = 256) -> int:
     """The prompt bucket of the longest of the first `sample` training prompts of every
-    source: what most steps pad their prompts to."""
+    source: an upper estimate of what a step pads its prompts to (`batch_layout`'s P;
+    r1jax.plan measures its P the same way, from the prompt set of config.data)."""
     longest = max((len(self._encode(src.format, src.format.record(r, src.instruction)))
                    for src in self.sources.values() for r in src.train[:sample]), default=1)
     return prompt_bucket(longest, self.cfg.max_position_embeddings - self.config.rl.max_new_tokens)

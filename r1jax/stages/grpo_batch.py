@@ -19,14 +19,16 @@ Both keep every token at the position it was sampled at, and both have the sampl
 prompt-bucket shapes. What MoE models count per token or per row differs: in groups the
 router-bias update counts each prompt token once (not G times), and the sequence-wise
 balance loss (seq_aux_loss_alpha > 0) takes a group for one sequence. The groups layout trades tokens for attention: its rows are longer,
-and dense attention costs (P + G·C)² per prompt against G·(P + C)². `batch_layout`
-picks by an estimate of both costs (config.rl.batch_layout = "auto"), so GSM8K-length
-prompts with short completions train as groups (45 % fewer tokens on the GRPO benchmark)
-and R1's 32k-token completions as rows.
+and dense attention costs (P + G·C)² per prompt against G·(P + C)², in FLOPs and, unless
+attention is flash (cuDNN), in the scores kept for the backward pass. `batch_layout`
+estimates both (config.rl.batch_layout = "auto"): GSM8K-length prompts with short
+completions train as groups (56 % fewer tokens on the GRPO benchmark), R1's 32k-token
+completions as rows, and so does any run where groups would hold much more memory.
 """
 
 from __future__ import annotations
 
+import jax.numpy as jnp
 import ml_collections
 import numpy as np
 from jax.sharding import Mesh
@@ -160,29 +162,60 @@ def layout_costs(cfg: ModelConfig, prompt_len: int, group_size: int, new_tokens:
           "groups": 2 * activated_params * (P + G * C) + pair * (P + G * C) ** 2}
 
 
+def extra_score_bytes(cfg: ModelConfig, prompt_len: int, group_size: int, new_tokens: int,
+                      groups_per_device: float) -> float:
+  """How many more bytes of attention scores a device holds for `groups_per_device`
+  groups (those of one micro-batch) as group rows than as completion rows, where dense
+  attention keeps every layer's [heads, S, S] float32 scores and their probabilities for
+  the backward pass (negative: fewer). Flash attention (attention_impl="cudnn") keeps
+  none: 0."""
+  if cfg.attention_impl == "cudnn":
+    return 0.0
+  P, G, C = prompt_len, group_size, new_tokens
+  pairs = (P + G * C) ** 2 - G * (P + C) ** 2
+  per_pair = cfg.n_layers * cfg.n_heads * (4 + jnp.dtype(cfg.dtype).itemsize)
+  return groups_per_device * pairs * per_pair
+
+
+# "auto" takes the groups layout only for a real saving, and only where its longer rows'
+# attention scores stay small: a layout that is 5 % cheaper but needs twice the memory
+# would turn a run that fits into one that does not.
+MIN_SAVING = 0.2  # groups must cost at most 80 % of the rows' FLOPs
+MAX_EXTRA_SCORE_BYTES = 2**30  # per device
+
+
 def batch_layout(config: ml_collections.ConfigDict, cfg: ModelConfig, mesh: Mesh,
                  prompt_len: int) -> str:
-  """"rows" or "groups" for a GRPO run: config.rl.batch_layout, or with "auto" the one
-  `layout_costs` says is cheaper for prompts padded to `prompt_len` (the run's typical
-  prompt bucket, which the caller measures). Groups need rl.prompts_per_step to divide the mesh's batch
-  split (data × fsdp × expert), since each device holds whole groups; "auto" falls back
-  to rows where it does not."""
+  """"rows" or "groups" for a GRPO run: config.rl.batch_layout, or with "auto" groups
+  where `layout_costs` saves at least MIN_SAVING of the FLOPs for prompts padded to
+  `prompt_len` (the run's prompt bucket, which the caller estimates) and the longer rows'
+  attention scores take at most MAX_EXTRA_SCORE_BYTES more per device
+  (`extra_score_bytes`), else rows. Each device, and each of its train.micro_batches,
+  must hold whole groups: rl.prompts_per_step must divide by data × fsdp × expert ×
+  micro_batches ("auto" falls back to rows where it does not)."""
   rl = config.rl
   choice = rl.get("batch_layout", "auto")
   if choice not in LAYOUTS:
     raise ValueError(f"config.rl.batch_layout={choice!r}; choose one of {LAYOUTS}")
   size = dict(mesh.shape)
   split = size["data"] * size["fsdp"] * size["expert"]
-  whole_groups = rl.prompts_per_step % split == 0
+  micro = config.get("train", {}).get("micro_batches", 1)
+  whole_groups = rl.prompts_per_step % (split * micro) == 0
   if choice == "groups" and not whole_groups:
-    raise ValueError(f"config.rl.batch_layout='groups' puts each prompt's group in one row: "
+    raise ValueError(f"config.rl.batch_layout='groups' trains one row per prompt: "
                      f"rl.prompts_per_step={rl.prompts_per_step} must be divisible by "
-                     f"data×fsdp×expert = {split}; use batch_layout='rows' or 'auto'")
+                     f"data×fsdp×expert×train.micro_batches = {split}×{micro}; use "
+                     "batch_layout='rows' or 'auto'")
   if choice != "auto":
     return choice
   if not whole_groups:
     return "rows"
-  matmul = count_params(cfg)["activated"] - cfg.vocab_size * cfg.dim * (
+  G, C = rl.num_generations, rl.max_new_tokens
+  shapes_only = cfg.replace(attention_impl="xla")  # counting needs no cuDNN
+  matmul = count_params(shapes_only)["activated"] - cfg.vocab_size * cfg.dim * (
       1 if cfg.tie_embeddings else 2)
-  cost = layout_costs(cfg, prompt_len, rl.num_generations, rl.max_new_tokens, matmul)
-  return "groups" if cost["groups"] < cost["rows"] else "rows"
+  cost = layout_costs(cfg, prompt_len, G, C, matmul)
+  # the groups one micro-batch holds on a device at a time
+  extra = extra_score_bytes(cfg, prompt_len, G, C, rl.prompts_per_step / (split * micro))
+  cheaper = cost["groups"] <= (1 - MIN_SAVING) * cost["rows"]
+  return "groups" if cheaper and extra <= MAX_EXTRA_SCORE_BYTES else "rows"
